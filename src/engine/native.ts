@@ -1,0 +1,78 @@
+/**
+ * The one place that knows the native addon: its typed interface and how it is loaded.
+ * Everything else talks to libtorch through ./tensor.ts and ./call.ts.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import os from 'node:os';
+import { MisfmError } from '../util/errors.js';
+
+/** Opaque native tensor handle (a napi External). */
+export type Handle = { readonly __brand: 'misfm-tensor-handle' };
+
+/** Every function the addon exports. Keep in sync with native/src/*.cc. */
+export interface NativeBinding {
+  opId(name: string, overload: string): number;
+  opSchema(id: number): string;
+  call(id: number, args: unknown[]): unknown;
+  fromBytes(view: ArrayBufferView, dtypeCode: number, shape: readonly number[]): Handle;
+  toBytes(h: Handle): ArrayBuffer;
+  copyInto(h: Handle, view: ArrayBufferView): void;
+  meta(h: Handle): [number[], number, string, boolean, boolean];
+  shape(h: Handle): number[];
+  dispose(h: Handle): void;
+  isDisposed(h: Handle): boolean;
+  liveCount(): number;
+  setRequiresGrad(h: Handle, flag: boolean): void;
+  grad(h: Handle): Handle | null;
+  setGrad(h: Handle, g: Handle | null): void;
+  backward(outputs: Handle[], grads: (Handle | null)[], retainGraph: boolean): void;
+  setGradEnabled(flag: boolean): boolean;
+  isGradEnabled(): boolean;
+  manualSeed(seed: number): void;
+  getRngState(): Handle;
+  setRngState(h: Handle): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  info(): {
+    torchVersion: string; config: string; parallel: string; cudaAvailable: boolean;
+    cudaDeviceCount: number; mkldnnAvailable: boolean; numThreads: number;
+  };
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Repository root: this file lives in src/engine (sources) or dist/src/engine (compiled). */
+export function packageRoot(): string {
+  let dir = here;
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.resolve(here, '../../..');
+}
+
+let binding: NativeBinding | undefined;
+
+/** Loads the addon once. Thread count defaults to all cores (MISFM_NUM_THREADS overrides). */
+export function native(): NativeBinding {
+  if (binding !== undefined) return binding;
+  const file = path.join(packageRoot(), 'native/build/Release/misfm_native.node');
+  if (!existsSync(file)) {
+    throw new MisfmError('ENGINE', `the native engine is not built (${file} is missing). Run 'bash scripts/setup.sh' ` +
+      `(installs libtorch-dev if needed and builds the addon), or 'npm run build:native'.`);
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    binding = require(file) as NativeBinding;
+  } catch (err) {
+    throw new MisfmError('ENGINE', `cannot load the native engine ${file}: ${(err as Error).message}. ` +
+      `Is libtorch installed (apt-get install libtorch-dev, or LIBTORCH=/path at build time)?`, { cause: err });
+  }
+  const env = process.env['MISFM_NUM_THREADS'];
+  const n = env !== undefined && /^\d+$/.test(env) ? Number(env) : os.availableParallelism();
+  binding.setNumThreads(Math.max(1, n));
+  return binding;
+}
