@@ -237,7 +237,11 @@ export class Tensor {
   ceil(): Tensor { return call1('ceil', [this]); }
   round(): Tensor { return call1('round', [this]); }
   sigmoid(): Tensor { return call1('sigmoid', [this]); }
+  erf(): Tensor { return call1('erf', [this]); }
+  erfinv(): Tensor { return call1('erfinv', [this]); }
   tanh(): Tensor { return call1('tanh', [this]); }
+  sin(): Tensor { return call1('sin', [this]); }
+  cos(): Tensor { return call1('cos', [this]); }
   relu(): Tensor { return call1('relu', [this]); }
   reciprocal(): Tensor { return call1('reciprocal', [this]); }
   square(): Tensor { return call1('square', [this]); }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent set-up: libtorch (apt), npm packages, the native addon and the TypeScript build.
+# Usage: bash scripts/setup.sh [--with-python-torch]
+#   --with-python-torch  also installs Debian's python3-torch (tests use it to check .pt interop).
+# Set LIBTORCH=/path/to/libtorch to build against your own LibTorch (e.g. with CUDA) instead of apt's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_py=0
+[ "${1:-}" = "--with-python-torch" ] && want_py=1
+
+need_apt=()
+if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then need_apt+=(libtorch-dev); fi
+if [ "$want_py" = 1 ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then need_apt+=(python3-torch); fi
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} (apt)" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# npm packages: reinstall when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Native addon: rebuild when missing or older than its sources.
+addon=native/build/Release/misfm_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp native/config.cjs -newer "$addon" 2>/dev/null | head -1)" ]; then
+  echo "setup: building the native addon (about a minute)" >&2
+  (cd native && npx --no-install node-gyp rebuild --jobs max --loglevel=error >/dev/null)
+fi
+
+# TypeScript: rebuild when any source is newer than the last build.
+stamp=dist/.build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name 'tsconfig.json' 2>/dev/null | head -1)" ]; then
+  echo "setup: compiling TypeScript" >&2
+  npx --no-install tsc -p tsconfig.json
+  touch "$stamp"
+fi
