@@ -1,0 +1,57 @@
+/** `misfm doctor`: what engine misfm runs on and what this machine offers. */
+import os from 'node:os';
+import type { Command } from '../command.js';
+import { native } from '../../engine/native.js';
+import { VERSION } from '../../version.js';
+
+export interface DoctorReport {
+  misfm: string;
+  node: string;
+  torch: string;
+  buildType: string;
+  cpuCapability: string;
+  onednn: string;
+  openmp: boolean;
+  cuda: { available: boolean; devices: number };
+  threads: { intraOp: number; cores: number };
+  cpu: string;
+}
+
+/** Collect the engine facts (loads the addon). */
+export function doctorReport(): DoctorReport {
+  const n = native();
+  const info = n.info();
+  const cfg = info.config;
+  const grab = (re: RegExp): string => re.exec(cfg)?.[1]?.trim() ?? 'unknown';
+  return {
+    misfm: VERSION,
+    node: process.version,
+    torch: info.torchVersion,
+    buildType: grab(/BUILD_TYPE=([^,\n]+)/),
+    cpuCapability: grab(/CPU capability usage:\s*([^\n]+)/),
+    onednn: info.mkldnnAvailable ? grab(/(?:Intel\(R\) MKL-DNN|oneDNN)\s*v?([\d.]+[^\n(]*)/) : 'not available',
+    openmp: /OpenMP/.test(info.parallel),
+    cuda: { available: info.cudaAvailable, devices: info.cudaDeviceCount },
+    threads: { intraOp: n.getNumThreads(), cores: os.availableParallelism() },
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+  };
+}
+
+export const doctorCommand: Command = {
+  name: 'doctor',
+  summary: 'show the engine (libtorch version, build, devices, threads, CPU capability)',
+  usage: 'Usage: misfm doctor [--json]\n\nPrints the libtorch version and build type, CPU vector capability (AVX2/AVX-512),\noneDNN availability, CUDA devices and the intra-op thread count (MISFM_NUM_THREADS overrides).',
+  async run(argv) {
+    const r = doctorReport();
+    if (argv.includes('--json')) { process.stdout.write(JSON.stringify(r, null, 2) + '\n'); return 0; }
+    const rows: [string, string][] = [
+      ['misfm', r.misfm], ['node', r.node], ['libtorch', `${r.torch} (${r.buildType})`],
+      ['cpu', `${r.cpu}; capability ${r.cpuCapability}`], ['oneDNN', r.onednn], ['OpenMP', r.openmp ? 'yes' : 'no'],
+      ['cuda', r.cuda.available ? `${r.cuda.devices} device(s)` : 'not available in this libtorch build'],
+      ['threads', `${r.threads.intraOp} intra-op (of ${r.threads.cores} cores)`],
+    ];
+    const w = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+    return 0;
+  },
+};
