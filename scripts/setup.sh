@@ -10,12 +10,22 @@ want_py=0
 
 need_apt=()
 if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then need_apt+=(libtorch-dev); fi
+# Debian's libtorch links the generic libblas.so.3; without OpenBLAS that is netlib's reference BLAS
+# (1.6 GFLOP/s for a 2048^2 matmul here vs 52 with OpenBLAS; the pthread build, not the OpenMP one,
+# which was 4x slower than reference BLAS on batched small matmuls). See ARCHITECTURE.md.
+if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then need_apt+=(libopenblas0-pthread); fi
 if [ "$want_py" = 1 ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then need_apt+=(python3-torch); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# Point libblas at OpenBLAS-pthread even if another BLAS (e.g. OpenBLAS-OpenMP) has a higher priority.
+blas=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
+if [ -z "${LIBTORCH:-}" ] && [ -f "$blas" ] && [ "$(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null)" != "$blas" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blas" >/dev/null
 fi
 
 # npm packages: reinstall when the lock file changed since the last install.

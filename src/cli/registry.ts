@@ -2,5 +2,6 @@
 import type { Command } from './command.js';
 import { doctorCommand } from './commands/doctor.js';
 import { evaluateCommand } from './commands/evaluate.js';
+import { convertCommand } from './commands/convert.js';
 
-export const COMMANDS: Command[] = [evaluateCommand, doctorCommand];
+export const COMMANDS: Command[] = [convertCommand, evaluateCommand, doctorCommand];
