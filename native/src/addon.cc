@@ -297,6 +297,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   InitOps(env, exports);
+  InitCheckpoint(env, exports);
   return exports;
 }
 

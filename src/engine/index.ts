@@ -6,3 +6,4 @@ export { tidy, keep, dispose } from './scope.js';
 export { callOp, opSchema } from './call.js';
 export { native, packageRoot } from './native.js';
 export * from './dtype.js';
+export { checkpoint, isRecomputing, pendingCheckpoints } from './checkpoint.js';

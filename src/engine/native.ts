@@ -36,6 +36,8 @@ export interface NativeBinding {
   setRngState(h: Handle): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  setRecomputeCallback(fn: (id: number, inputs: Handle[], grads: (Handle | null)[]) => (Handle | null)[]): void;
+  attachRecompute(inputs: Handle[], outputs: Handle[], id: number): Handle[];
   info(): {
     torchVersion: string; config: string; parallel: string; cudaAvailable: boolean;
     cudaDeviceCount: number; mkldnnAvailable: boolean; numThreads: number;

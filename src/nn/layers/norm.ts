@@ -4,6 +4,7 @@ import type { Tensor } from '../../engine/tensor.js';
 import { ones, zeros, scalar, noGrad } from '../../engine/creation.js';
 import * as F from '../../engine/functional.js';
 import { ShapeError, fmtShape } from '../../util/errors.js';
+import { isRecomputing } from '../../engine/checkpoint.js';
 
 export interface BatchNormOptions { eps?: number; momentum?: number; affine?: boolean; trackRunningStats?: boolean; }
 
@@ -30,11 +31,13 @@ abstract class BatchNormNd extends Module {
   forward(x: Tensor): Tensor {
     if (x.ndim !== this.rank) throw new ShapeError(this.constructor.name, `expected rank ${this.rank} input, got ${fmtShape(x.shape)}`);
     const useBatchStats = this.training || this.runningMean === null;
-    if (this.training && this.numBatchesTracked !== null) {
+    // A checkpoint recompute replays a forward that already updated the running statistics.
+    const update = this.training && !isRecomputing();
+    if (update && this.numBatchesTracked !== null) {
       const n = this.numBatchesTracked;
       noGrad(() => n.add_(1));
     }
-    return F.batchNorm(x, this.runningMean, this.runningVar, {
+    return F.batchNorm(x, update || !this.training ? this.runningMean : null, update || !this.training ? this.runningVar : null, {
       weight: this.weight, bias: this.bias, training: useBatchStats, momentum: this.momentum, eps: this.eps,
     });
   }
