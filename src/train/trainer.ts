@@ -1,0 +1,232 @@
+/**
+ * The iteration-based training engine shared by Volume Fusion pretraining and fine-tuning.
+ *
+ * What differs between tasks comes in as a BatchSource (where batches come from) and a Validator
+ * (how a model is scored); everything else is here: optimisation, schedules (per iteration or per
+ * validation round, as PyMIC), deep-supervised Dice+CE, gradient clipping, periodic validation with
+ * best/latest checkpoints, early stopping, exact resume, SIGINT/SIGTERM handling, progress on a TTY
+ * and JSON-lines metrics.
+ */
+import path from 'node:path';
+import { mkdirSync, existsSync } from 'node:fs';
+import type { Tensor } from '../engine/tensor.js';
+import { tidy } from '../engine/scope.js';
+import { noGrad, setNumThreads } from '../engine/creation.js';
+import type { Module } from '../nn/module.js';
+import { Adam, AdamW, SGD, type Optimizer } from '../optim/index.js';
+import { StepLR, MultiStepLR, PolynomialLR, CosineAnnealingLR, ConstantLR, type LRScheduler } from '../optim/schedulers.js';
+import { deepSupervisedLoss } from './losses.js';
+import { saveTrainingCheckpoint, loadTrainingCheckpoint, restoreTraining, type LoadedTraining } from './state.js';
+import { JsonlLogger } from '../util/jsonl.js';
+import { Progress } from '../util/progress.js';
+import type { RunConfig, TrainingConfig } from '../config/types.js';
+import { MisfmError } from '../util/errors.js';
+
+/** A network as the trainer sees it: one input, one output or a deep-supervision list. */
+export interface TrainableModel extends Module {
+  forward(x: Tensor): Tensor | Tensor[];
+}
+
+/** One mini-batch. The trainer disposes the tensors after the step. */
+export interface Batch {
+  /** [N, C, D, H, W] float32 network input. */
+  image: Tensor;
+  /** [N, K, D, H, W] one-hot (or soft) float32 target. */
+  target: Tensor;
+}
+
+/** Where batches come from. Its position must make the rest of the sequence reproducible. */
+export interface BatchSource {
+  next(): Promise<Batch>;
+  /** JSON-serialisable position of the next batch (saved in checkpoints). */
+  position(): unknown;
+  close(): Promise<void>;
+}
+
+export interface ValidationResult { score: number; metrics: Record<string, number>; }
+/** Scores the model (called in eval mode, no grad); higher is better. */
+export type Validator = (model: TrainableModel) => Promise<ValidationResult>;
+
+export interface TrainerOptions {
+  model: TrainableModel;
+  config: RunConfig;
+  /** Builds the batch source, starting from a saved position when resuming (null: from the start). */
+  makeSource: (position: unknown) => Promise<BatchSource>;
+  validate?: Validator;
+  runDir: string;
+  /** Resume from this misfm training checkpoint. */
+  resumeFrom?: string;
+  /** Stop after this iteration even if the budget is larger (tests: simulate an interruption). */
+  stopAt?: number;
+  /** Report lines (default: stderr through the progress bar). */
+  quiet?: boolean;
+}
+
+export interface TrainSummary {
+  iterations: number;
+  interrupted: boolean;
+  earlyStopped: boolean;
+  best: { score: number; iteration: number } | null;
+  lastLoss: number;
+  /** Mean fraction of wall time spent waiting for data. */
+  dataWaitFraction: number;
+  secondsPerIteration: number;
+  checkpoints: { latest: string; best: string | null };
+}
+
+export function makeOptimizer(params: Tensor[], t: TrainingConfig): Optimizer {
+  switch (t.optimizer) {
+    case 'adam': return new Adam(params, { lr: t.lr, weightDecay: t.weightDecay, betas: t.betas });
+    case 'adamw': return new AdamW(params, { lr: t.lr, weightDecay: t.weightDecay, betas: t.betas });
+    case 'sgd': return new SGD(params, { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
+  }
+}
+
+/**
+ * Schedules are configured in iterations. With unit 'validation' they advance once per validation
+ * round (PyMIC: StepLR(lr_step / iter_valid), PolynomialLR(iter_max / iter_valid)).
+ */
+export function makeScheduler(opt: Optimizer, t: TrainingConfig): LRScheduler {
+  const s = t.scheduler;
+  const per = s.unit === 'validation' ? t.validEvery : 1;
+  const units = (iters: number): number => Math.max(1, Math.round(iters / per));
+  switch (s.kind) {
+    case 'step': return new StepLR(opt, units(s.stepSize), s.gamma);
+    case 'multistep': return new MultiStepLR(opt, s.milestones.map(units), s.gamma);
+    case 'poly': return new PolynomialLR(opt, units(t.iterations), s.power);
+    case 'cosine': return new CosineAnnealingLR(opt, units(t.iterations), s.minLr);
+    case 'constant': return new ConstantLR(opt);
+  }
+}
+
+/** Scale gradients so that their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_). */
+export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  return noGrad(() => tidy(() => {
+    const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+    if (grads.length === 0) return 0;
+    let sq = 0;
+    for (const g of grads) sq += g.pow(2).sum().item();
+    const norm = Math.sqrt(sq);
+    const coef = maxNorm / (norm + 1e-6);
+    if (coef < 1) for (const g of grads) g.mul_(coef);
+    return norm;
+  }));
+}
+
+/** Run (or resume) training. Returns when the budget is spent, early stopping triggers or a signal arrives. */
+export async function train(o: TrainerOptions): Promise<TrainSummary> {
+  const { model, config } = o;
+  const t = config.training;
+  if (t.threads !== null) setNumThreads(t.threads);
+  const ckptDir = path.join(o.runDir, 'checkpoints');
+  mkdirSync(ckptDir, { recursive: true });
+  const latestPath = path.join(ckptDir, 'latest.pt');
+  const bestPath = path.join(ckptDir, 'best.pt');
+  const params = model.parameters();
+  const optimizer = makeOptimizer(params, t);
+  const scheduler = makeScheduler(optimizer, t);
+
+  let iteration = 0;
+  let best: { score: number; iteration: number } | null = null;
+  let history: unknown[] = [];
+  let loaderPos: unknown = null;
+  if (o.resumeFrom !== undefined) {
+    const loaded: LoadedTraining = loadTrainingCheckpoint(o.resumeFrom);
+    restoreTraining(loaded, { model, optimizer, scheduler }, o.resumeFrom);
+    iteration = loaded.iteration;
+    best = loaded.best;
+    history = loaded.history;
+    loaderPos = loaded.loader;
+  }
+  const source = await o.makeSource(loaderPos);
+  const log = new JsonlLogger(path.join(o.runDir, 'metrics.jsonl'));
+  if (o.resumeFrom !== undefined) log.log({ event: 'resume', iteration, from: o.resumeFrom });
+  const progress = new Progress({ total: t.iterations, label: config.task, ...(o.quiet === true ? { plainIntervalMs: 0 } : {}) });
+  progress.update(iteration);
+
+  let stop: 'signal' | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stop !== null) process.exit(130); // second signal: the last checkpoint is intact
+    stop = 'signal';
+    process.stderr.write(`\n${sig}: finishing the current iteration and saving a checkpoint (again to quit now)\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const save = (file: string): void => saveTrainingCheckpoint(file, {
+    model, optimizer, scheduler, iteration, config, loader: source.position(), best, history,
+  });
+
+  const dsWeights = t.deepSupervision.enabled ? t.deepSupervision.weights : [1];
+  let lastLoss = NaN, waitSum = 0, wallSum = 0, earlyStopped = false, sinceBest = 0;
+  const start = Date.now();
+  const startIt = iteration;
+  try {
+    while (iteration < t.iterations && stop === null && (o.stopAt === undefined || iteration < o.stopAt)) {
+      const t0 = performance.now();
+      const batch = await source.next();
+      const t1 = performance.now();
+      model.train();
+      lastLoss = tidy(() => {
+        optimizer.zeroGrad();
+        const out = model.forward(batch.image);
+        const outs = Array.isArray(out) ? out.slice(0, dsWeights.length) : [out];
+        const loss = deepSupervisedLoss(outs, batch.target, {
+          weights: t.lossWeights, classWeights: t.classWeights, outputWeights: dsWeights.slice(0, outs.length),
+        });
+        loss.backward();
+        if (t.gradClip !== null) clipGradNorm(params, t.gradClip);
+        optimizer.step();
+        return loss.item();
+      });
+      batch.image.dispose();
+      batch.target.dispose();
+      if (!Number.isFinite(lastLoss)) {
+        throw new MisfmError('DATA', `training diverged: loss is ${lastLoss} at iteration ${iteration + 1} (try a lower training.lr or training.gradClip)`);
+      }
+      iteration++;
+      if (t.scheduler.unit === 'iteration') scheduler.step();
+      const t2 = performance.now();
+      waitSum += t1 - t0; wallSum += t2 - t0;
+      log.log({ event: 'train', iteration, loss: lastLoss, lr: optimizer.lr, dataWaitMs: +(t1 - t0).toFixed(1), stepMs: +(t2 - t1).toFixed(1) });
+      progress.update(iteration, { loss: lastLoss.toFixed(4), wait: `${((waitSum / wallSum) * 100).toFixed(0)}%` });
+
+      if (iteration % t.validEvery === 0 || iteration === t.iterations) {
+        if (t.scheduler.unit === 'validation' && iteration % t.validEvery === 0) scheduler.step();
+        if (o.validate !== undefined) {
+          model.eval();
+          const v = await noGrad(() => o.validate!(model));
+          const improved = best === null || v.score > best.score;
+          history.push({ iteration, score: v.score, ...v.metrics });
+          if (improved) { best = { score: v.score, iteration }; sinceBest = 0; } else sinceBest += t.validEvery;
+          log.log({ event: 'valid', iteration, score: v.score, ...v.metrics, best: best?.score ?? v.score });
+          progress.update(iteration, { valid: v.score.toFixed(4) });
+          if (improved) save(bestPath);
+          if (t.earlyStopPatience !== null && sinceBest >= t.earlyStopPatience) { earlyStopped = true; break; }
+        }
+      }
+      if (iteration % t.saveEvery === 0) save(latestPath);
+    }
+    save(latestPath);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await source.close();
+    progress.finish();
+    optimizer.dispose();
+  }
+  const done = iteration - startIt;
+  const summary: TrainSummary = {
+    iterations: iteration,
+    interrupted: stop !== null,
+    earlyStopped,
+    best,
+    lastLoss,
+    dataWaitFraction: wallSum > 0 ? waitSum / wallSum : 0,
+    secondsPerIteration: done > 0 ? (Date.now() - start) / 1000 / done : 0,
+    checkpoints: { latest: latestPath, best: existsSync(bestPath) ? bestPath : null },
+  };
+  log.log({ event: 'end', ...summary });
+  log.close();
+  return summary;
+}
