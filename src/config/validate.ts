@@ -1,0 +1,190 @@
+/**
+ * Validation of a complete run configuration: every section strictly (unknown keys are errors
+ * with a suggestion), then the rules that tie sections together.
+ */
+import { ConfigError } from '../util/errors.js';
+import { resolveModelConfig, suggest } from '../models/config.js';
+import {
+  type Check, bool, fail, int, isPlainObject, list, nullable, num, oneOf, section, sectionOf, show, str, strictObject, triple,
+} from './check.js';
+import {
+  AXES, BLEND_MODES, CHECKPOINT_CHOICES, FUSION_MODES, INIT_MODES, INTENSITY_KINDS, KEEP_LARGEST_MODES, OPTIMIZERS,
+  SCHEDULER_KINDS, SCHEDULER_UNITS, TASKS,
+  type DataConfig, type InferenceConfig, type IntensityConfig, type OutputConfig, type RunConfig, type SchedulerConfig,
+  type SslConfig, type TrainingConfig, type Triple,
+} from './types.js';
+
+/** Top-level keys of a run config. */
+export const TOP_KEYS = ['task', 'model', 'data', 'ssl', 'training', 'inference', 'output'] as const;
+
+const positive = num({ min: 0, minExclusive: true });
+const nonNeg = num({ min: 0 });
+const prob = num({ min: 0, max: 1 });
+const optPath = nullable(str);
+
+/** [min, max] integers with min <= max. */
+function orderedPair(min: number): Check<[number, number]> {
+  return (v, path) => {
+    const p = list(int({ min }), { len: 2 })(v, path) as [number, number];
+    if (p[0] > p[1]) fail(path, `must be [min, max] with min <= max, got ${show(v)}`);
+    return p;
+  };
+}
+
+function sizeBounds(path: string, lo: Triple, hi: Triple): void {
+  const bad = lo.findIndex((l, i) => l > hi[i]!);
+  if (bad >= 0) fail(`${path}.sizeMin`, `must not exceed sizeMax on any axis, got sizeMin ${show(lo)} and sizeMax ${show(hi)} (axis ${bad})`);
+}
+
+const intensity: Check<IntensityConfig> = (v, path) => {
+  if (!isPlainObject(v)) fail(path, `must be a section like {"kind": "ct-window", "window": [-1000, 1000]} or {"kind": "zscore"}, got ${show(v)}`);
+  const kind = oneOf(INTENSITY_KINDS)(v['kind'], `${path}.kind`);
+  if (kind === 'zscore') {
+    if ('window' in v) fail(`${path}.window`, `only applies to kind 'ct-window' (kind is 'zscore'); remove it`);
+    strictObject(v, path, ['kind']);
+    return { kind };
+  }
+  const s = strictObject(v, path, ['kind', 'window']);
+  const w = list(num(), { len: 2 })(s['window'], `${path}.window`) as [number, number];
+  if (!(w[0] < w[1])) fail(`${path}.window`, `must be [lower, upper] with lower < upper, got ${show(w)}`);
+  return { kind, window: w };
+};
+
+const data: Check<DataConfig> = sectionOf<DataConfig>({
+  cache: optPath,
+  folder: optPath,
+  validFolder: optPath,
+  patchSize: triple(1),
+  intensity,
+  batchSize: int({ min: 1 }),
+  numWorkers: int({ min: 0, max: 256 }),
+  prefetch: int({ min: 1, max: 64 }),
+  foregroundOversample: prob,
+  flips: sectionOf<Record<(typeof AXES)[number], boolean>>({ depth: bool, height: bool, width: bool }),
+  flipProbability: prob,
+});
+
+const ssl: Check<SslConfig> = (v, path) => {
+  const s = section<SslConfig>(v, path, {
+    mode: oneOf(FUSION_MODES),
+    levels: int({ min: 1, max: 255 }),
+    blocks: sectionOf<SslConfig['blocks']>({ count: orderedPair(0), sizeMin: triple(1), sizeMax: triple(1) }),
+    grid: sectionOf<SslConfig['grid']>({ sizeMin: triple(1), sizeMax: triple(1), foregroundRatio: prob }),
+  });
+  sizeBounds(`${path}.blocks`, s.blocks.sizeMin, s.blocks.sizeMax);
+  sizeBounds(`${path}.grid`, s.grid.sizeMin, s.grid.sizeMax);
+  return s;
+};
+
+const scheduler: Check<SchedulerConfig> = (v, path) => {
+  const s = section<SchedulerConfig>(v, path, {
+    kind: oneOf(SCHEDULER_KINDS),
+    stepSize: int({ min: 1 }),
+    gamma: positive,
+    milestones: list(int({ min: 1 })),
+    power: nonNeg,
+    minLr: nonNeg,
+    unit: oneOf(SCHEDULER_UNITS),
+  });
+  if (s.milestones.some((m, i) => i > 0 && m <= s.milestones[i - 1]!)) fail(`${path}.milestones`, `must be strictly increasing iterations, got ${show(s.milestones)}`);
+  if (s.kind === 'multistep' && s.milestones.length === 0) fail(`${path}.milestones`, "must list at least one iteration when kind is 'multistep'");
+  return s;
+};
+
+const training: Check<TrainingConfig> = (v, path) => {
+  const t = section<TrainingConfig>(v, path, {
+    optimizer: oneOf(OPTIMIZERS),
+    lr: positive,
+    weightDecay: nonNeg,
+    momentum: num({ min: 0, max: 1, maxExclusive: true }),
+    betas: list(num({ min: 0, max: 1, maxExclusive: true }), { len: 2 }) as Check<[number, number]>,
+    scheduler,
+    iterations: int({ min: 1 }),
+    validEvery: int({ min: 1 }),
+    saveEvery: int({ min: 1 }),
+    earlyStopPatience: nullable(int({ min: 1 })),
+    gradClip: nullable(positive),
+    deepSupervision: sectionOf<TrainingConfig['deepSupervision']>({ enabled: bool, weights: list(nonNeg, { min: 1 }) }),
+    lossWeights: sectionOf<TrainingConfig['lossWeights']>({ dice: nonNeg, ce: nonNeg }),
+    classWeights: nullable(list(nonNeg, { min: 1 })),
+    seed: int({ min: 0 }),
+    threads: nullable(int({ min: 1, max: 1024 })),
+    activationCheckpointing: bool,
+    initCheckpoint: optPath,
+    initMode: oneOf(INIT_MODES),
+  });
+  if (t.deepSupervision.weights.every((w) => w === 0)) fail(`${path}.deepSupervision.weights`, `must not all be 0, got ${show(t.deepSupervision.weights)}`);
+  if (t.lossWeights.dice === 0 && t.lossWeights.ce === 0) fail(`${path}.lossWeights`, 'dice and ce cannot both be 0');
+  if (t.classWeights !== null && t.classWeights.every((w) => w === 0)) fail(`${path}.classWeights`, `must not all be 0, got ${show(t.classWeights)}`);
+  if (t.scheduler.unit === 'validation' && t.scheduler.kind === 'step' && t.scheduler.stepSize < t.validEvery) {
+    fail(`${path}.scheduler.stepSize`, `must be >= training.validEvery (${t.validEvery}) when the schedule advances per validation round, got ${t.scheduler.stepSize}`);
+  }
+  return t;
+};
+
+const inference: Check<InferenceConfig> = (v, path) => {
+  const s = section<InferenceConfig>(v, path, {
+    window: triple(1),
+    overlap: num({ min: 0, max: 1, maxExclusive: true }),
+    stride: nullable(triple(1)),
+    batchSize: int({ min: 1 }),
+    blend: oneOf(BLEND_MODES),
+    sigmaScale: positive,
+    ttaFlips: list(oneOf(AXES)),
+    keepLargest: oneOf(KEEP_LARGEST_MODES),
+    checkpoint: oneOf(CHECKPOINT_CHOICES),
+  });
+  if (new Set(s.ttaFlips).size !== s.ttaFlips.length) fail(`${path}.ttaFlips`, `lists an axis twice: ${show(s.ttaFlips)}`);
+  if (s.stride !== null && s.stride.some((st, i) => st > s.window[i]!)) {
+    fail(`${path}.stride`, `must not exceed the window ${show(s.window)} on any axis (that would leave gaps), got ${show(s.stride)}`);
+  }
+  return s;
+};
+
+const output: Check<OutputConfig> = sectionOf<OutputConfig>({ dir: str });
+
+const sameTriple = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * Validate a complete config object (every key present; see resolveConfig for merging a partial
+ * one over a preset) and return it typed. Throws ConfigError naming the dotted key.
+ */
+export function validateRunConfig(raw: unknown): RunConfig {
+  if (!isPlainObject(raw)) throw new ConfigError('config', `must be an object with sections ${TOP_KEYS.join(', ')}, got ${show(raw)}`);
+  for (const k of Object.keys(raw)) {
+    if (!(TOP_KEYS as readonly string[]).includes(k)) fail(k, `unknown key${suggest(k, TOP_KEYS)}; allowed top-level keys: ${TOP_KEYS.join(', ')}`);
+  }
+  for (const k of TOP_KEYS) if (!(k in raw)) fail(k, 'is required');
+  const task = oneOf(TASKS)(raw['task'], 'task');
+  // Sections the model's tied values come from are checked first, so an error names their key.
+  const d = data(raw['data'], 'data');
+  const s = ssl(raw['ssl'], 'ssl');
+  const model = resolveModelConfig(raw['model'], 'model');
+  const t = training(raw['training'], 'training');
+  const inf = inference(raw['inference'], 'inference');
+  const out = output(raw['output'], 'output');
+
+  if (model.name === 'pctnet') {
+    if (!sameTriple(model.inputSize, d.patchSize)) {
+      fail('model.inputSize', `${show(model.inputSize)} must equal data.patchSize ${show(d.patchSize)}: PCT-Net accepts only the input size it was built for (spec 1.7)`);
+    }
+    if (!sameTriple(inf.window, model.inputSize)) {
+      fail('inference.window', `${show(inf.window)} must equal model.inputSize ${show(model.inputSize)} for PCT-Net (the window cannot shrink below the network input; spec 7.1)`);
+    }
+  }
+  if (task === 'pretrain') {
+    if (model.classNum !== s.levels + 1) {
+      fail('model.classNum', `must be ssl.levels + 1 = ${s.levels + 1} for Volume Fusion pretraining (background + ${s.levels} fusion levels), got ${model.classNum}`);
+    }
+    if (d.batchSize < 2) {
+      fail('data.batchSize', `must be >= 2 for Volume Fusion pretraining (the foreground comes from the batch neighbour, spec 2.1), got ${d.batchSize}`);
+    }
+  }
+  if (t.deepSupervision.enabled && !model.multiscalePred) {
+    fail('training.deepSupervision.enabled', 'needs model.multiscalePred = true (the network must return its multi-scale outputs); set one of the two');
+  }
+  if (t.classWeights !== null && t.classWeights.length !== model.classNum) {
+    fail('training.classWeights', `must have model.classNum = ${model.classNum} values, got ${t.classWeights.length}: ${show(t.classWeights)}`);
+  }
+  return { task, model, data: d, ssl: s, training: t, inference: inf, output: out };
+}
