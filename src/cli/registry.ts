@@ -3,5 +3,7 @@ import type { Command } from './command.js';
 import { doctorCommand } from './commands/doctor.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { convertCommand } from './commands/convert.js';
+import { prepareCommand } from './commands/prepare.js';
+import { pretrainCommand } from './commands/pretrain.js';
 
-export const COMMANDS: Command[] = [convertCommand, evaluateCommand, doctorCommand];
+export const COMMANDS: Command[] = [convertCommand, prepareCommand, pretrainCommand, evaluateCommand, doctorCommand];

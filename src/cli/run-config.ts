@@ -1,0 +1,50 @@
+/**
+ * Shared option handling of the training commands: a config file (JSON/YAML/PyMIC .cfg), a preset,
+ * `--set key=value` overrides and a few shortcuts, resolved into one validated RunConfig.
+ */
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { loadConfig, presetConfig, applyOverrides, PRESETS, type RunConfig, type PresetName } from '../config/index.js';
+import { MisfmError } from '../util/errors.js';
+
+/** parseArgs option specs shared by pretrain/train. */
+export const RUN_OPTIONS = {
+  config: { type: 'string' },
+  preset: { type: 'string' },
+  set: { type: 'string', multiple: true },
+  iterations: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  resume: { type: 'boolean' },
+  threads: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+} as const;
+
+export interface RunArgs {
+  config?: string | undefined;
+  preset?: string | undefined;
+  set?: string[] | undefined;
+  iterations?: string | undefined;
+  out?: string | undefined;
+  resume?: boolean | undefined;
+  threads?: string | undefined;
+}
+
+/**
+ * Resolve the run config. On --resume without --config, the run's own saved config is used so the
+ * continuation trains exactly what was started.
+ */
+export function resolveRunConfig(a: RunArgs, defaultPreset: PresetName): RunConfig {
+  if (a.out === undefined) throw new MisfmError('ARGUMENT', '--out RUN_DIR is required');
+  const overrides = [...(a.set ?? [])];
+  if (a.iterations !== undefined) overrides.push(`training.iterations=${a.iterations}`);
+  if (a.threads !== undefined) overrides.push(`training.threads=${a.threads}`);
+  overrides.push(`output.dir=${JSON.stringify(path.resolve(a.out))}`);
+  if (a.preset !== undefined && !(PRESETS as readonly string[]).includes(a.preset)) {
+    throw new MisfmError('ARGUMENT', `--preset must be one of ${PRESETS.join(', ')}, got '${a.preset}'`);
+  }
+  const preset = (a.preset ?? defaultPreset) as PresetName;
+  const saved = path.join(a.out, 'config.json');
+  const file = a.config ?? (a.resume === true && existsSync(saved) ? saved : undefined);
+  if (file !== undefined) return loadConfig(file, { overrides, ...(a.preset !== undefined ? { preset } : {}) }).config;
+  return applyOverrides(presetConfig(preset), overrides);
+}
