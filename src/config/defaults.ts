@@ -34,6 +34,7 @@ const PAPER: RunConfig = {
     numWorkers: 2,                             // misfm (PyMIC's num_worker default is 8; sized for small machines)
     prefetch: 2,                               // misfm
     foregroundOversample: 0,                   // spec 3.1: RandomCrop without foreground focus
+    labels: null,                              // misfm: label values as stored
     flips: { depth: true, height: true, width: true }, // spec 2.1: RandomFlip_flip_{depth,height,width} = True
     flipProbability: 0.5,                      // spec 3.1: each axis with p 0.5
   },

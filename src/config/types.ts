@@ -24,6 +24,11 @@ export type Axis = (typeof AXES)[number];
 export type IntensityConfig = { kind: 'ct-window'; window: [number, number] } | { kind: 'zscore' };
 export const INTENSITY_KINDS = ['ct-window', 'zscore'] as const;
 
+export interface LabelsConfig {
+  values: number[];
+  names: string[];
+}
+
 export interface DataConfig {
   /** Preprocessed case cache (a folder or index file written by the preprocessing step), or null. */
   cache: string | null;
@@ -42,6 +47,11 @@ export interface DataConfig {
   prefetch: number;
   /** Probability that a training crop is centred on a foreground voxel (0 = uniform crops). */
   foregroundOversample: number;
+  /**
+   * Fine-tuning: the label values of the dataset to learn, mapped to classes 1..n in this order
+   * (other values become background), with a name per class; null = the label values as stored.
+   */
+  labels: LabelsConfig | null;
   /** Random flip per axis, each applied with `flipProbability`. */
   flips: Record<Axis, boolean>;
   flipProbability: number;

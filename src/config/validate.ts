@@ -10,7 +10,7 @@ import {
 import {
   AXES, BLEND_MODES, CHECKPOINT_CHOICES, FUSION_MODES, INIT_MODES, INTENSITY_KINDS, KEEP_LARGEST_MODES, OPTIMIZERS,
   SCHEDULER_KINDS, SCHEDULER_UNITS, TASKS,
-  type DataConfig, type InferenceConfig, type IntensityConfig, type OutputConfig, type RunConfig, type SchedulerConfig,
+  type DataConfig, type LabelsConfig, type InferenceConfig, type IntensityConfig, type OutputConfig, type RunConfig, type SchedulerConfig,
   type SslConfig, type TrainingConfig, type Triple,
 } from './types.js';
 
@@ -60,6 +60,12 @@ const data: Check<DataConfig> = sectionOf<DataConfig>({
   numWorkers: int({ min: 0, max: 256 }),
   prefetch: int({ min: 1, max: 64 }),
   foregroundOversample: prob,
+  labels: nullable((v, path) => {
+    const l = section<LabelsConfig>(v, path, { values: list(int({ min: 1 }), { min: 1 }), names: list(str, { min: 1 }) });
+    if (l.names.length !== l.values.length) fail(`${path}.names`, `needs one name per value (${l.values.length}), got ${l.names.length}`);
+    if (new Set(l.values).size !== l.values.length) fail(`${path}.values`, `must not repeat a value, got ${show(l.values)}`);
+    return l;
+  }),
   flips: sectionOf<Record<(typeof AXES)[number], boolean>>({ depth: bool, height: bool, width: bool }),
   flipProbability: prob,
 });
@@ -176,9 +182,10 @@ export function validateRunConfig(raw: unknown): RunConfig {
     if (model.classNum !== s.levels + 1) {
       fail('model.classNum', `must be ssl.levels + 1 = ${s.levels + 1} for Volume Fusion pretraining (background + ${s.levels} fusion levels), got ${model.classNum}`);
     }
-    if (d.batchSize < 2) {
-      fail('data.batchSize', `must be >= 2 for Volume Fusion pretraining (the foreground comes from the batch neighbour, spec 2.1), got ${d.batchSize}`);
-    }
+    // A batch of 1 is allowed: its foreground is drawn from a second scan (never the scan itself).
+  }
+  if (d.labels !== null && model.classNum !== d.labels.values.length + 1) {
+    fail('model.classNum', `must be ${d.labels.values.length + 1} (background + the ${d.labels.values.length} classes of data.labels), got ${model.classNum}`);
   }
   if (t.deepSupervision.enabled && !model.multiscalePred) {
     fail('training.deepSupervision.enabled', 'needs model.multiscalePred = true (the network must return its multi-scale outputs); set one of the two');

@@ -42,14 +42,13 @@ export interface PretrainResult extends TrainSummary {
 }
 
 /** Use `data` as a cache when it has a manifest; otherwise prepare it into RUN/cache. */
-export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: boolean } = {}): Promise<string> {
+export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string } = {}): Promise<string> {
   if (data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json'))) return data[0]!;
   const cache = path.join(runDir, 'cache');
   log(`preparing ${data.join(', ')} into ${cache}`);
-  const r = await prepare(data, cache, {});
+  const r = await prepare(data, cache, opts);
   for (const f of r.report.failures) log(`  skipped ${f.source}: ${f.reason}`);
   if (r.report.manifestOk === 0) throw new MisfmError('DATA', `no usable image in ${data.join(', ')} (see ${path.join(cache, 'report.json')})`);
-  void opts;
   return cache;
 }
 

@@ -21,7 +21,7 @@ function throwsConfig(fn: () => unknown, key: string, ...patterns: RegExp[]): vo
   });
 }
 
-const withOverride = (ov: string): RunConfig => applyOverrides(defaultConfig(), [ov]);
+const withOverride = (...ov: string[]): RunConfig => applyOverrides(defaultConfig(), ov);
 
 test('defaults are the paper values and every preset validates', () => {
   const c = defaultConfig();
@@ -97,7 +97,9 @@ test('cross-section rules', () => {
   throwsConfig(() => withOverride('model.inputSize=[32,64,64]'), 'model.inputSize', /must equal data.patchSize \[64,128,128\]/);
   throwsConfig(() => withOverride('inference.window=[32,64,64]'), 'inference.window', /must equal model.inputSize/);
   throwsConfig(() => withOverride('model.classNum=3'), 'model.classNum', /ssl.levels \+ 1 = 5/);
-  throwsConfig(() => withOverride('data.batchSize=1'), 'data.batchSize', />= 2 for Volume Fusion/);
+  assert.equal(withOverride('data.batchSize=1').data.batchSize, 1, 'batch 1 is allowed: the foreground comes from a second scan');
+  throwsConfig(() => withOverride('task=finetune', 'data.labels={"values":[1,5],"names":["spleen","liver"]}'), 'model.classNum', /must be 3 \(background \+ the 2 classes of data.labels\)/);
+  throwsConfig(() => withOverride('data.labels={"values":[1,5],"names":["spleen"]}'), 'data.labels.names', /one name per value/);
   throwsConfig(() => withOverride('model.multiscalePred=false'), 'training.deepSupervision.enabled', /multiscalePred/);
   throwsConfig(() => withOverride('training.classWeights=[1,2]'), 'training.classWeights', /classNum = 5/);
   throwsConfig(() => withOverride('training.scheduler.stepSize=100'), 'training.scheduler.stepSize', />= training.validEvery \(500\)/);
