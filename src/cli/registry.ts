@@ -5,5 +5,8 @@ import { evaluateCommand } from './commands/evaluate.js';
 import { convertCommand } from './commands/convert.js';
 import { prepareCommand } from './commands/prepare.js';
 import { pretrainCommand } from './commands/pretrain.js';
+import { trainCommand } from './commands/train.js';
+import { plotCommand } from './commands/plot.js';
+import { inspectCommand } from './commands/inspect.js';
 
-export const COMMANDS: Command[] = [convertCommand, prepareCommand, pretrainCommand, evaluateCommand, doctorCommand];
+export const COMMANDS: Command[] = [convertCommand, prepareCommand, pretrainCommand, trainCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand];

@@ -1,0 +1,78 @@
+/** `misfm train`: supervised fine-tuning (from pretrained weights or from scratch). */
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.js';
+import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
+import { finetune } from '../../train/finetune.js';
+import { MisfmError } from '../../util/errors.js';
+
+const USAGE = `Usage: misfm train --data IMAGES --labels LABELS --out RUN_DIR [--init CKPT] [options]
+
+Fine-tunes a segmentation network on labelled scans. The dataset is a folder of images with a
+folder of label maps of the same names (--labels), a CSV of image,label rows (--csv), an nnU-Net
+dataset folder (imagesTr/labelsTr), or a cache made by misfm prepare.
+
+Options:
+  --data PATH          image folder / files, nnU-Net dataset folder, or a cache (repeatable)
+  --labels DIR         label maps named like the images
+  --csv FILE           image,label rows instead of folders
+  --out DIR            run folder: config.json, metrics.jsonl, checkpoints/{latest,best}.pt
+  --init CKPT          start from these weights: a misfm run checkpoint, an official MIS-FM / PyMIC
+                       .pt ({'model_state_dict': ...}) or safetensors. Heads with another class
+                       count are re-initialised; the load report is printed.
+  --classes V1,V2,...  label values to learn (others are background), mapped to classes 1..n
+  --names N1,N2,...    class names, one per --classes value
+  --valid ID,...       validation case ids (default: ~20% of the cases, chosen by the seed)
+  --config FILE        JSON / YAML run config, or a PyMIC .cfg
+  --preset NAME        paper-finetune (default) | small-finetune (CPU demo)
+  --set KEY=VALUE      override any config key (repeatable)
+  --iterations N       iteration budget
+  --resume             continue the run in --out exactly
+  --threads N          libtorch threads
+  -q, --quiet          no progress bar`;
+
+function parseList(s: string | undefined, what: string, num: boolean): (string | number)[] | undefined {
+  if (s === undefined) return undefined;
+  const parts = s.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (num && parts.some((p) => !/^\d+$/.test(p))) throw new MisfmError('ARGUMENT', `${what} must be comma-separated label values, got '${s}'`);
+  return num ? parts.map(Number) : parts;
+}
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'fine-tune a segmentation network on labelled scans',
+  usage: USAGE,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv, strict: true,
+      options: {
+        ...RUN_OPTIONS, data: { type: 'string', multiple: true }, labels: { type: 'string' }, csv: { type: 'string' },
+        init: { type: 'string' }, classes: { type: 'string' }, names: { type: 'string' }, valid: { type: 'string' },
+      },
+    });
+    if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required');
+    const classes = parseList(values.classes, '--classes', true) as number[] | undefined;
+    const names = parseList(values.names, '--names', false) as string[] | undefined;
+    if (names !== undefined && classes === undefined) throw new MisfmError('ARGUMENT', '--names needs --classes');
+    const set = [...(values.set ?? []), 'task="finetune"'];
+    if (classes !== undefined) {
+      const n = names ?? classes.map((c) => `class_${c}`);
+      if (n.length !== classes.length) throw new MisfmError('ARGUMENT', `--names has ${n.length} names for ${classes.length} --classes values`);
+      set.push(`data.labels=${JSON.stringify({ values: classes, names: n })}`, `model.classNum=${classes.length + 1}`);
+    }
+    if (values.init !== undefined) set.push(`training.initCheckpoint=${JSON.stringify(values.init)}`);
+    const config = resolveRunConfig({ ...values, set }, 'paper-finetune');
+    const r = await finetune({
+      config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
+      ...(values.labels !== undefined ? { labelsDir: values.labels } : {}),
+      ...(values.csv !== undefined ? { csv: values.csv } : {}),
+      ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()) } : {}),
+    });
+    process.stdout.write(
+      `training ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +
+      ` (${r.secondsPerIteration.toFixed(2)} s/it, data wait ${(r.dataWaitFraction * 100).toFixed(1)}%)\n` +
+      `  training cases ${r.trainCases.length}, validation cases ${r.validCases.join(', ')}\n` +
+      `  best mean foreground Dice ${r.best === null ? 'n/a' : `${r.best.score.toFixed(4)} at iteration ${r.best.iteration}`}\n` +
+      `  checkpoints: ${r.checkpoints.latest}${r.checkpoints.best !== null ? `, ${r.checkpoints.best}` : ''}\n`);
+    return r.interrupted ? 130 : 0;
+  },
+};
