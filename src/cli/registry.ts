@@ -8,5 +8,6 @@ import { pretrainCommand } from './commands/pretrain.js';
 import { trainCommand } from './commands/train.js';
 import { plotCommand } from './commands/plot.js';
 import { inspectCommand } from './commands/inspect.js';
+import { demoCommand } from './commands/demo.js';
 
-export const COMMANDS: Command[] = [convertCommand, prepareCommand, pretrainCommand, trainCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand];
+export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand];
