@@ -151,9 +151,6 @@ export class Tensor {
   contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor {
     return call1('contiguous', [this, MEMORY_FORMAT[memoryFormat]]);
   }
-  isContiguous(memoryFormat: MemoryFormat = 'contiguous'): boolean {
-    return callOp('is_contiguous.memory_format', [this, MEMORY_FORMAT[memoryFormat]]) as boolean;
-  }
 
   // ---------------------------------------------------------------- shape
 

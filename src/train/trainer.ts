@@ -25,6 +25,8 @@ import { MisfmError } from '../util/errors.js';
 /** A network as the trainer sees it: one input, one output or a deep-supervision list. */
 export interface TrainableModel extends Module {
   forward(x: Tensor): Tensor | Tensor[];
+  /** Optional activation-checkpointed forward (PCT-Net): outputs, then backward() after loss.backward(). */
+  forwardCheckpointed?(x: Tensor): { outputs: Tensor[]; backward(): void; dispose(): void };
 }
 
 /** One mini-batch. The trainer disposes the tensors after the step. */
@@ -169,15 +171,22 @@ export async function train(o: TrainerOptions): Promise<TrainSummary> {
       model.train();
       lastLoss = tidy(() => {
         optimizer.zeroGrad();
-        const out = model.forward(batch.image);
-        const outs = Array.isArray(out) ? out.slice(0, dsWeights.length) : [out];
-        const loss = deepSupervisedLoss(outs, batch.target, {
-          weights: t.lossWeights, classWeights: t.classWeights, outputWeights: dsWeights.slice(0, outs.length),
-        });
-        loss.backward();
-        if (t.gradClip !== null) clipGradNorm(params, t.gradClip);
-        optimizer.step();
-        return loss.item();
+        // Activation checkpointing keeps only segment boundaries and recomputes the rest in backward.
+        const ckpt = t.activationCheckpointing && model.forwardCheckpointed !== undefined ? model.forwardCheckpointed(batch.image) : null;
+        try {
+          const out = ckpt !== null ? ckpt.outputs : model.forward(batch.image);
+          const outs = Array.isArray(out) ? out.slice(0, dsWeights.length) : [out];
+          const loss = deepSupervisedLoss(outs, batch.target, {
+            weights: t.lossWeights, classWeights: t.classWeights, outputWeights: dsWeights.slice(0, outs.length),
+          });
+          loss.backward();
+          ckpt?.backward();
+          if (t.gradClip !== null) clipGradNorm(params, t.gradClip);
+          optimizer.step();
+          return loss.item();
+        } finally {
+          ckpt?.dispose();
+        }
       });
       batch.image.dispose();
       batch.target.dispose();

@@ -1,0 +1,65 @@
+/**
+ * Model registry: build a network from a config, named presets, and the config of a built network.
+ *
+ *   const net = createModel(preset('pctnet-paper'));
+ *   const small = createModel({ name: 'pctnet', ...PRESETS['pctnet-small'], classNum: 2 });
+ */
+import { MisfmError } from '../util/errors.js';
+import { resolveModelConfig, suggest, type ModelConfig, type ResolvedModelConfig } from './config.js';
+import type { SegmentationNetwork } from './types.js';
+import { PCTNet } from './pctnet/model.js';
+import { UNet3D } from './unet3d.js';
+import { FMUNet } from './fmunet.js';
+
+/**
+ * Named configurations.
+ * - pctnet-paper: the MIS-FM paper / demo setting (VolF pretraining: 5 classes, mode 1, 64x128x128).
+ * - pctnet-small: a 3 M-parameter PCT-Net for CPU demos and tests (same layout as the parity fixture).
+ * - unet3d-volf: PyMIC's 3D U-Net as used in the VolF demos.
+ * - fmunet: MIS-FM's FMUNet with PyMIC defaults.
+ */
+export const PRESETS: Readonly<Record<string, ModelConfig>> = {
+  'pctnet-paper': {
+    name: 'pctnet', inChannels: 1, classNum: 5, inputSize: [64, 128, 128], featureChns: [24, 48, 128, 256, 512],
+    dropout: [0, 0, 0.2, 0.2, 0.2], depths: [2, 2, 2], numHeads: [4, 8, 16], windowSizes: [6, 6, 6], resolutionMode: 1, multiscalePred: true,
+  },
+  'pctnet-small': {
+    name: 'pctnet', inChannels: 1, classNum: 5, inputSize: [32, 64, 64], featureChns: [8, 16, 32, 64, 128],
+    dropout: [0, 0, 0.2, 0.2, 0.2], depths: [2, 2, 2], numHeads: [4, 8, 16], windowSizes: [6, 6, 6], resolutionMode: 1, multiscalePred: true,
+  },
+  'unet3d-volf': {
+    name: 'unet3d', inChannels: 1, classNum: 5, featureChns: [32, 64, 128, 256, 512], dropout: [0, 0, 0.2, 0.2, 0.2],
+    upMode: 'trilinear', normType: 'batch_norm', multiscalePred: false,
+  },
+  'fmunet': {
+    name: 'fmunet', inChannels: 1, classNum: 5, featureChns: [32, 64, 128, 256, 512], dropout: 0.2, resMode: 0, depth: 2, multiscalePred: true,
+  },
+};
+
+/** A preset with some keys overridden (the result is validated when a model is created). */
+export function preset(name: string, overrides: Readonly<Record<string, unknown>> = {}): ModelConfig {
+  const base = PRESETS[name];
+  if (base === undefined) {
+    throw new MisfmError('CONFIG', `unknown model preset '${name}'${suggest(name, Object.keys(PRESETS))}; presets: ${Object.keys(PRESETS).join(', ')}`);
+  }
+  return { ...base, ...overrides } as ModelConfig;
+}
+
+/** Build a network from a config (validated; throws ConfigError naming the bad key). */
+export function createModel(config: ModelConfig | ResolvedModelConfig | unknown): SegmentationNetwork {
+  const c = resolveModelConfig(config);
+  switch (c.name) {
+    case 'pctnet': return new PCTNet(c);
+    case 'unet3d': return new UNet3D(c);
+    case 'fmunet': return new FMUNet(c);
+  }
+}
+
+/** The full config of a built network (JSON-serialisable; createModel(configOf(net)) rebuilds it). */
+export function configOf(net: SegmentationNetwork): ResolvedModelConfig {
+  if (net instanceof PCTNet) return { name: 'pctnet', ...net.options, multiscalePred: net.multiscalePred };
+  // UNet3D's auxiliary heads exist only if built with multiscalePred, so the built value counts.
+  if (net instanceof UNet3D) return { name: 'unet3d', ...net.options };
+  if (net instanceof FMUNet) return { name: 'fmunet', ...net.options, multiscalePred: net.multiscalePred };
+  throw new MisfmError('ARGUMENT', `configOf: ${net.constructor.name} is not a registered network`);
+}
