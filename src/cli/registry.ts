@@ -6,8 +6,9 @@ import { convertCommand } from './commands/convert.js';
 import { prepareCommand } from './commands/prepare.js';
 import { pretrainCommand } from './commands/pretrain.js';
 import { trainCommand } from './commands/train.js';
+import { predictCommand } from './commands/predict.js';
 import { plotCommand } from './commands/plot.js';
 import { inspectCommand } from './commands/inspect.js';
 import { demoCommand } from './commands/demo.js';
 
-export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand];
+export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand];

@@ -19,8 +19,8 @@ the scan the model was fine-tuned on: it shows the pipeline works, not how well 
     });
     const r = await runDemo({
       out: values.out ?? 'runs/demo',
-      pretrainIterations: Number(values['pretrain-iterations'] ?? 16),
-      finetuneIterations: Number(values['finetune-iterations'] ?? 24),
+      pretrainIterations: Number(values['pretrain-iterations'] ?? 12),
+      finetuneIterations: Number(values['finetune-iterations'] ?? 16),
       quiet: values.quiet ?? false,
     });
     process.stdout.write(`\n${r.table}\n\nOutputs (${r.seconds.toFixed(0)} s in all):\n` +

@@ -1,0 +1,241 @@
+/**
+ * predictCase: one image (file or DICOM series) to a label map on exactly the input's grid.
+ *
+ *   read -> reorient -> body crop -> resample -> intensity -> sliding window (labels on the
+ *   working grid) -> resample back (nearest) -> paste into the uncropped grid -> undo the
+ *   reorientation -> keep-largest -> write with the input's size/spacing/origin/direction
+ *
+ * Each geometric step is applied only when the model bundle's preprocessing asks for it (see
+ * ./model.ts) and is undone in reverse order, so the output always overlays the input. A JSON
+ * sidecar records class names and provenance; probability maps are optional.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Volume, VoxelArray } from '../io/volume.js';
+import { readImage, writeLike, formatOf, SUPPORTED_ENDINGS, type ReadImageOptions } from '../io/image/index.js';
+import { MisfmError, ShapeError } from '../util/errors.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { VERSION } from '../version.js';
+import { geometryOf, type Geometry } from '../transforms/grid.js';
+import { reorient, undoReorient, type Reoriented } from '../transforms/orientation.js';
+import { bodyCrop } from '../transforms/body-crop.js';
+import { pasteBack, type Box } from '../transforms/box.js';
+import { resampleToReference, resampleToSpacing } from '../transforms/resample.js';
+import { clipAndScale, normalizeMeanStd } from '../transforms/intensity.js';
+import { volumeToBatch } from '../transforms/volume-tensor.js';
+import { modelPredictor, slidingWindowSegment, type SegmentResult } from './sliding-window.js';
+import { keepLargestComponent, type Connectivity, type KeepLargestMode } from './postprocess.js';
+import type { DuplicateMode, BlendMode } from './plan.js';
+import type { ModelBundle } from './model.js';
+import type { Triple3 } from './windows.js';
+
+/** Options of predictCase; unset values come from the bundle's inference config, then the reference defaults. */
+export interface PredictOptions {
+  /** Window [D,H,W]; default the network input size (PCT-Net) or the run's inference.window. */
+  window?: Triple3;
+  overlap?: number;
+  stride?: Triple3;
+  batchSize?: number;
+  blend?: BlendMode;
+  sigmaScale?: number;
+  /** TTA flip axes (0 = D, 1 = H, 2 = W). */
+  ttaFlips?: (0 | 1 | 2)[];
+  keepLargest?: 'none' | KeepLargestMode;
+  connectivity?: Connectivity;
+  /** Duplicate-window handling (default 'weighted': reference weighting, each window computed once). */
+  duplicates?: DuplicateMode;
+  /** Classes whose probability maps are written beside the labels. */
+  probabilities?: number[];
+  /** 'float32' (default) or 'uint8' (round(p * 255)). */
+  probabilityFormat?: 'float32' | 'uint8';
+  /** Write the JSON sidecar (default true). */
+  sidecar?: boolean;
+  /** Image reading options (e.g. a DICOM series id). */
+  read?: ReadImageOptions;
+  /** Windows done / total, for progress display. */
+  onWindows?: (done: number, total: number) => void;
+}
+
+/** What predictCase wrote. */
+export interface PredictResult {
+  output: string;
+  sidecar: string | null;
+  probabilityFiles: string[];
+  /** Milliseconds per stage and in total. */
+  timings: { read: number; preprocess: number; inference: number; postprocess: number; write: number; total: number };
+  windowsComputed: number;
+  referenceWindows: number;
+  /** Label values present in the written map. */
+  labelsFound: number[];
+}
+
+const AXIS_INDEX: Readonly<Record<string, 0 | 1 | 2>> = { depth: 0, height: 1, width: 2 };
+
+/** The file name of `output` with `suffix` in place of its image ending (e.g. '.json'). */
+export function withImageSuffix(output: string, suffix: string): string {
+  const f = formatOf(output);
+  if (f === undefined || f.format === 'dicom') throw new MisfmError('ARGUMENT', `output must end in an image ending (${SUPPORTED_ENDINGS.split(' (')[0]}), got '${path.basename(output)}'`, { file: output });
+  return output.slice(0, output.length - f.ending.length) + suffix;
+}
+
+interface Undo { reo?: Pick<Reoriented, 'map' | 'original'>; box?: { box: Box; grid: Geometry }; beforeResample?: Geometry }
+
+/** Geometric preprocessing; returns the working volume and how to undo it. */
+function prepareGeometry(vol: Volume, pre: ModelBundle['preprocess']): { work: Volume; undo: Undo } {
+  const undo: Undo = {};
+  let v = vol;
+  // Undo keeps geometry only, never voxel arrays, so intermediate volumes can be collected.
+  if (pre.reorient !== false) { const r = reorient(v, pre.reorient); undo.reo = { map: r.map, original: r.original }; v = r.volume; }
+  if (pre.bodyCrop) { const grid = geometryOf(v); const c = bodyCrop(v); undo.box = { box: c.box, grid }; v = c.volume; }
+  if (pre.spacing !== null) { undo.beforeResample = geometryOf(v); v = resampleToSpacing(v, pre.spacing, { interpolation: 'linear' }); }
+  return { work: v, undo };
+}
+
+/** Map a volume on the working grid back to the input grid. */
+function undoGeometry(v: Volume, undo: Undo, interpolation: 'nearest' | 'linear'): Volume {
+  let out = v;
+  if (undo.beforeResample !== undefined) out = resampleToReference(out, undo.beforeResample, { interpolation });
+  if (undo.box !== undefined) out = pasteBack(out, undo.box.box, undo.box.grid, 0);
+  if (undo.reo !== undefined) out = undoReorient(out, undo.reo);
+  return out;
+}
+
+function normalise(v: Volume, intensity: ModelBundle['preprocess']['intensity']): { vol: Volume; padValue: number | 'min' } {
+  switch (intensity.kind) {
+    case 'ct-window': return { vol: clipAndScale(v, { lo: intensity.window[0], hi: intensity.window[1] }), padValue: -1 };
+    case 'zscore': return { vol: normalizeMeanStd(v), padValue: 'min' };
+    case 'none': return { vol: v, padValue: 'min' };
+    default: throw new MisfmError('CONFIG', `unknown intensity normalisation ${JSON.stringify(intensity)}`);
+  }
+}
+
+/** The sliding-window window for a bundle: PCT-Net's fixed input size, else the configured one. */
+export function windowFor(bundle: ModelBundle, requested?: Triple3): Triple3 {
+  const fixed = bundle.model.inputSize;
+  const w = requested ?? (fixed !== null ? fixed as Triple3 : bundle.inference?.window);
+  if (w === undefined) throw new MisfmError('ARGUMENT', `the ${bundle.modelConfig.name} model has no fixed input size and the checkpoint records no inference window; give a window`);
+  if (fixed !== null && fixed.some((s, i) => s !== w[i])) {
+    throw new ShapeError('predict', `the window [${w.join(',')}] must equal the network input size [${fixed.join(',')}] (${bundle.modelConfig.name} accepts only that size; images are padded, windows never shrink)`);
+  }
+  const div = bundle.model.sizeDivisor;
+  if (w.some((s, i) => s % (div[i] ?? 1) !== 0)) throw new ShapeError('predict', `the window [${w.join(',')}] must be a multiple of [${div.join(',')}] for ${bundle.modelConfig.name}`);
+  return [w[0], w[1], w[2]];
+}
+
+function distinctValues(d: VoxelArray): number[] {
+  const seen = new Set<number>();
+  for (let i = 0; i < d.length; i++) seen.add(d[i]!);
+  return [...seen].sort((a, b) => a - b);
+}
+
+/**
+ * Predict one case and write its label map (uint8, or uint16 above 256 classes) to `outputPath`
+ * with the input's exact geometry, plus the sidecar `<stem>.json` and, when asked, probability
+ * maps `<stem>_prob<c>.<ext>`. Throws a MisfmError naming the file for unreadable input.
+ */
+export async function predictCase(bundle: ModelBundle, inputPath: string, outputPath: string, opts: PredictOptions = {}): Promise<PredictResult> {
+  const t0 = performance.now();
+  const sidecar = (opts.sidecar ?? true) ? withImageSuffix(outputPath, '.json') : null;
+  const ending = formatOf(outputPath)!.ending;
+  const probClasses = [...new Set(opts.probabilities ?? [])].sort((a, b) => a - b);
+  const classNum = bundle.modelConfig.classNum;
+  for (const c of probClasses) {
+    if (!Number.isInteger(c) || c < 0 || c >= classNum) throw new MisfmError('ARGUMENT', `probability class ${c} is not one of the model's classes 0..${classNum - 1}`);
+  }
+  const inf = bundle.inference;
+  const window = windowFor(bundle, opts.window);
+  // Only grids outlive this block: the voxel arrays of the input and its preprocessed copies can
+  // be garbage-collected once the image tensor exists (they are several times the label map).
+  const { image, padValue, source, workGrid, undo, t1 } = await (async () => {
+    const vol = await readImage(inputPath, opts.read ?? {});
+    const tRead = performance.now();
+    const { work, undo: u } = prepareGeometry(vol, bundle.preprocess);
+    const { vol: normed, padValue: pv } = normalise(work, bundle.preprocess.intensity);
+    return { image: volumeToBatch(normed, 'image'), padValue: pv, source: geometryOf(vol), workGrid: geometryOf(work), undo: u, t1: tRead };
+  })();
+  const t2 = performance.now();
+  let seg: SegmentResult;
+  try {
+    const stride = opts.stride ?? (opts.overlap === undefined && inf?.stride != null ? inf.stride : undefined);
+    seg = slidingWindowSegment(modelPredictor(bundle.model), image, {
+      window,
+      ...(stride !== undefined ? { stride } : { overlap: opts.overlap ?? inf?.overlap ?? 0.5 }),
+      batchSize: opts.batchSize ?? inf?.batchSize ?? 1,
+      blend: opts.blend ?? inf?.blend ?? 'gaussian',
+      sigmaScale: opts.sigmaScale ?? inf?.sigmaScale ?? 1 / 8,
+      ttaFlips: opts.ttaFlips ?? (inf?.ttaFlips ?? []).map((a) => AXIS_INDEX[a] ?? 0),
+      duplicates: opts.duplicates ?? 'weighted',
+      padValue,
+      device: bundle.device,
+      probabilities: probClasses,
+      ...(opts.onWindows !== undefined ? { onProgress: opts.onWindows } : {}),
+    });
+  } finally {
+    image.dispose();
+  }
+  const t3 = performance.now();
+
+  let labels = undoGeometry({ data: seg.labels, ...workGrid }, undo, 'nearest');
+  const keep = opts.keepLargest ?? inf?.keepLargest ?? 'none';
+  if (keep !== 'none') {
+    const shape: Triple3 = [labels.size[2], labels.size[1], labels.size[0]];
+    labels = { ...labels, data: keepLargestComponent(labels.data as Uint8Array | Uint16Array, shape, keep, opts.connectivity ?? 26) };
+  }
+  const values = bundle.labelValues;
+  if (values !== null && values.some((v, i) => v !== i)) {
+    const maxV = Math.max(...values);
+    const mapped = maxV <= 255 ? new Uint8Array(labels.data.length) : new Uint16Array(labels.data.length);
+    for (let i = 0; i < mapped.length; i++) mapped[i] = values[labels.data[i]!] ?? 0;
+    labels = { ...labels, data: mapped };
+  }
+  if (labels.size.some((s, i) => s !== source.size[i])) {
+    throw new MisfmError('GEOMETRY', `internal: prediction size ${labels.size.join('x')} differs from the input ${source.size.join('x')}`, { file: inputPath });
+  }
+  const t4 = performance.now();
+
+  fs.mkdirSync(path.dirname(path.resolve(outputPath)), { recursive: true });
+  const maxLabel = values !== null ? Math.max(...values) : seg.classNum - 1;
+  await writeLike(outputPath, labels.data, source, { dtype: maxLabel <= 255 ? 'uint8' : 'uint16' });
+  const probabilityFiles: string[] = [];
+  for (const c of probClasses) {
+    const p = seg.probabilities.get(c)!;
+    const back = undoGeometry({ data: p, ...workGrid }, undo, 'linear');
+    const file = withImageSuffix(outputPath, `_prob${c}${ending}`);
+    let data: VoxelArray = back.data;
+    if (opts.probabilityFormat === 'uint8') {
+      const u = new Uint8Array(data.length);
+      for (let i = 0; i < u.length; i++) u[i] = Math.round(Math.min(1, Math.max(0, data[i]!)) * 255);
+      data = u;
+    }
+    await writeLike(file, data, source);
+    probabilityFiles.push(file);
+  }
+  const t5 = performance.now();
+  const timings = { read: t1 - t0, preprocess: t2 - t1, inference: t3 - t2, postprocess: t4 - t3, write: t5 - t4, total: t5 - t0 };
+  const labelsFound = distinctValues(labels.data);
+  if (sidecar !== null) {
+    const names = bundle.classNames;
+    writeJsonAtomic(sidecar, {
+      format: 'misfm-prediction-1',
+      misfmVersion: VERSION,
+      input: path.resolve(inputPath),
+      output: path.resolve(outputPath),
+      classNum,
+      // Keys are the label values written in the map (the dataset's own values when the run had data.labels).
+      classes: names === null ? null : Object.fromEntries(Array.from({ length: classNum }, (_, i) => [String(values?.[i] ?? i), names[i] ?? `class_${i}`])),
+      labelsFound,
+      probabilities: probabilityFiles.length === 0 ? null : { format: opts.probabilityFormat ?? 'float32', files: Object.fromEntries(probClasses.map((c, i) => [String(c), path.basename(probabilityFiles[i]!)])) },
+      geometry: source,
+      model: { name: bundle.modelConfig.name, ...bundle.provenance },
+      preprocess: bundle.preprocess,
+      inference: {
+        window, stride: seg.stride, batchSize: opts.batchSize ?? inf?.batchSize ?? 1, duplicates: opts.duplicates ?? 'weighted',
+        ttaFlips: opts.ttaFlips ?? inf?.ttaFlips ?? [], keepLargest: keep, device: bundle.device,
+        windowsComputed: seg.windowsComputed, referenceWindows: seg.referenceWindows,
+      },
+      timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])),
+      createdAt: new Date().toISOString(),
+    });
+  }
+  return { output: outputPath, sidecar, probabilityFiles, timings, windowsComputed: seg.windowsComputed, referenceWindows: seg.referenceWindows, labelsFound };
+}
