@@ -21,7 +21,10 @@ import { MisfmError, ShapeError, fmtShape } from '../util/errors.js';
 import type { SegmentationNetwork } from '../models/types.js';
 import { planWindows, type PlannedWindow, type WindowPlan, type WindowPlanOptions } from './plan.js';
 
-/** A network as seen by the inferer: [B,C,d,h,w] -> [B,K,d,h,w] logits (a list: the first is used). */
+/**
+ * A network as seen by the inferer: [B,C,d,h,w] -> [B,K,d,h,w] logits (a list: the first is
+ * used). The returned tensors belong to the caller, which may modify them in place.
+ */
 export type Predictor = (batch: Tensor) => Tensor | Tensor[];
 
 /** Options of both sliding-window entry points. */
@@ -114,6 +117,8 @@ function predictBatch(predictor: Predictor, padded: Tensor, batch: readonly Plan
     }
     let out = sum as Tensor;
     if (passes.length > 1) out = out.div(passes.length);
+    // The logits are scaled in place later: never touch memory the predictor may share (a view of its input).
+    else if (out.isView) out = out.clone();
     if (out.device !== home) out = out.to(home);
     return out.dtype === 'float32' ? out : out.float();
   });
@@ -123,6 +128,14 @@ function predictBatch(predictor: Predictor, padded: Tensor, batch: readonly Plan
 function runWindows(predictor: Predictor, padded: Tensor, plan: WindowPlan, o: SlidingWindowOptions,
   add: (w: PlannedWindow, logitsTimesWeight: Tensor, weight: Tensor, classNum: number) => void): void {
   const g = fromTypedArray(plan.weights, [1, 1, ...plan.window]);
+  // g x multiplicity, made once per distinct count: per-window temporaries are kept to the
+  // network's own (many same-sized short-lived blocks fragment the heap of a long run).
+  const scaled = new Map<number, Tensor>([[1, g]]);
+  const weightOf = (count: number): Tensor => {
+    let t = scaled.get(count);
+    if (t === undefined) { t = keep(g.mul(count)); scaled.set(count, t); }
+    return t;
+  };
   const batchSize = o.batchSize ?? 1;
   const total = plan.windows.length;
   try {
@@ -132,8 +145,9 @@ function runWindows(predictor: Predictor, padded: Tensor, plan: WindowPlan, o: S
       try {
         const k = out.shape[1]!;
         batch.forEach((w, j) => tidy(() => {
-          const gw = w.count === 1 ? g : g.mul(w.count);
-          add(w, out.narrow(0, j, 1).mul(gw), gw, k);
+          const gw = weightOf(w.count);
+          // In place: the logits are ours, and logits * weight rounds the same either way.
+          add(w, out.narrow(0, j, 1).mul_(gw), gw, k);
         }));
       } finally {
         out.dispose();
@@ -141,7 +155,7 @@ function runWindows(predictor: Predictor, padded: Tensor, plan: WindowPlan, o: S
       o.onProgress?.(Math.min(i + batchSize, total), total);
     }
   } finally {
-    g.dispose();
+    dispose([...scaled.values()]);
   }
 }
 
