@@ -14,6 +14,8 @@ if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then need_a
 # (1.6 GFLOP/s for a 2048^2 matmul here vs 52 with OpenBLAS; the pthread build, not the OpenMP one,
 # which was 4x slower than reference BLAS on batched small matmuls). See ARCHITECTURE.md.
 if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then need_apt+=(libopenblas0-pthread); fi
+# jemalloc: bin/misfm.js preloads it (flat memory over long runs; glibc's heap fragments, see there).
+if ! dpkg -s libjemalloc2 >/dev/null 2>&1; then need_apt+=(libjemalloc2); fi
 if [ "$want_py" = 1 ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then need_apt+=(python3-torch); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)" >&2

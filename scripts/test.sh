@@ -7,6 +7,8 @@ bash scripts/setup.sh --with-python-torch
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
 export MISFM_NUM_THREADS="${MISFM_NUM_THREADS:-2}"
-# See bin/misfm.js: large activations must not be re-mmap'ed on every op.
-export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-17179869184}" MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-17179869184}"
+# The allocator misfm runs under (bin/allocator.js, see bin/misfm.js): jemalloc when installed,
+# else glibc with raised thresholds; the CLI children of the tests then keep it as it is.
+eval "$(node bin/allocator.js)"
+export MISFM_ALLOCATOR_SET=1
 exec node --test --test-reporter=spec "$@" "${files[@]}"

@@ -27,6 +27,8 @@ export interface PretrainOptions {
   runDir: string;
   resume?: boolean;
   quiet?: boolean;
+  /** Held-out scan ids for the pseudo-segmentation validation; default ~10% chosen by the seed. */
+  validCases?: string[];
   /** Validation samples (default 8, or 4 for patches up to 32x64x64). */
   validSamples?: number;
   /** Simulated interruption for tests. */
@@ -94,12 +96,16 @@ export function fusionDice(model: TrainableModel, samples: FusedArrays[], levels
     }
   }
   const metrics: Record<string, number> = {};
-  let sum = 0;
+  let sum = 0, total = 0, chance = 0;
+  for (let k = 0; k <= levels; k++) total += sumG[k]!;
   for (let k = 1; k <= levels; k++) {
     const dice = (2 * inter[k]! + 1e-5) / (sumP[k]! + sumG[k]! + 1e-5);
     metrics[`dice_level${k}`] = dice;
     sum += dice;
+    // A guess drawn independently from the true level frequencies has expected Dice p_k for level k.
+    chance += total > 0 ? sumG[k]! / total : 0;
   }
+  metrics['chance'] = chance / levels;
   return { score: sum / levels, metrics };
 }
 
@@ -114,7 +120,15 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   saveConfig(path.join(o.runDir, 'config.json'), cfg);
   const cache = await ensureCache(o.data, o.runDir, log);
   const all = readyCases(cache).map((c) => c.id);
-  const split = splitHeldOut(all, cfg.training.seed);
+  let split: { train: string[]; valid: string[] };
+  if (o.validCases !== undefined) {
+    const unknown = o.validCases.filter((v) => !all.includes(v));
+    if (unknown.length > 0) throw new MisfmError('ARGUMENT', `held-out scan(s) not in the data: ${unknown.join(', ')} (scans: ${all.join(', ')})`);
+    split = { train: all.filter((i) => !o.validCases!.includes(i)), valid: [...o.validCases] };
+    if (split.train.length === 0) throw new MisfmError('ARGUMENT', 'every scan is held out: no scan left for pretraining');
+  } else {
+    split = splitHeldOut(all, cfg.training.seed);
+  }
   if (split.valid.length === 0) log(`note: only ${all.length} scan(s): validation uses separately seeded crops of the training scans`);
   const K = cfg.ssl.levels;
   const mask = fusionMaskOptions(cfg.ssl);

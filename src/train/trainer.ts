@@ -11,7 +11,7 @@ import path from 'node:path';
 import { mkdirSync, existsSync } from 'node:fs';
 import type { Tensor } from '../engine/tensor.js';
 import { tidy } from '../engine/scope.js';
-import { noGrad, setNumThreads } from '../engine/creation.js';
+import { liveTensors, noGrad, setNumThreads } from '../engine/creation.js';
 import type { Module } from '../nn/module.js';
 import { Adam, AdamW, SGD, type Optimizer } from '../optim/index.js';
 import { StepLR, MultiStepLR, PolynomialLR, CosineAnnealingLR, ConstantLR, type LRScheduler } from '../optim/schedulers.js';
@@ -197,7 +197,8 @@ export async function train(o: TrainerOptions): Promise<TrainSummary> {
       if (t.scheduler.unit === 'iteration') scheduler.step();
       const t2 = performance.now();
       waitSum += t1 - t0; wallSum += t2 - t0;
-      log.log({ event: 'train', iteration, loss: lastLoss, lr: optimizer.lr, dataWaitMs: +(t1 - t0).toFixed(1), stepMs: +(t2 - t1).toFixed(1) });
+      log.log({ event: 'train', iteration, loss: lastLoss, lr: optimizer.lr, dataWaitMs: +(t1 - t0).toFixed(1), stepMs: +(t2 - t1).toFixed(1),
+        rssMb: Math.round(process.memoryUsage.rss() / 2 ** 20), liveTensors: liveTensors() });
       progress.update(iteration, { loss: lastLoss.toFixed(4), wait: `${((waitSum / wallSum) * 100).toFixed(0)}%` });
 
       if (iteration % t.validEvery === 0 || iteration === t.iterations) {

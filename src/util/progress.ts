@@ -128,7 +128,9 @@ export class Progress {
     const parts: string[] = [];
     if (this.label !== '') parts.push(this.label);
     const elapsed = (now - this.start) / 1000;
-    const rate = this.rate ?? (elapsed > 0 ? this.done / elapsed : 0);
+    // The final line gives the run's average; while running, the smoothed recent rate.
+    const average = elapsed > 0 ? this.done / elapsed : 0;
+    const rate = this.finished ? average : (this.rate ?? average);
     if (this.total > 0) {
       const pct = Math.min(100, (100 * this.done) / this.total);
       parts.push(`${this.done}/${this.total} (${pct.toFixed(1)}%)`);
@@ -155,7 +157,9 @@ export class Progress {
   private sampleRate(now: number): void {
     const dt = now - this.rateTime;
     // Sample at most every 50 ms so bursts of ticks do not give noisy instantaneous rates.
-    if (dt < 50) return;
+    // Field-only updates (e.g. a validation score) are not samples: a rate of 0 over a long
+    // validation would drag the average to ~0; the next tick's interval covers that time instead.
+    if (dt < 50 || this.done === this.rateDone) return;
     const inst = ((this.done - this.rateDone) * 1000) / dt;
     // Time-based EMA: the weight of the new sample grows with the time it covers.
     const w = 1 - Math.exp(-dt / this.tauMs);

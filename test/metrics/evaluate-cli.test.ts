@@ -151,3 +151,22 @@ test('argument and input errors', async () => {
   assert.equal(existsSync(bad), false);
   assert.deepEqual(parseLabels('1, 2+3 ,4'), [1, [2, 3], 4]);
 });
+
+test('ground truth stored in another voxel order of the same world grid is re-indexed exactly', async () => {
+  const { reorient } = await import('../../src/transforms/orientation.js');
+  const gt = await readImage(LABELS_01);
+  const flipped = reorient(gt, 'PLI').volume; // every axis reversed or permuted: same voxels, other order
+  assert.notDeepEqual(flipped.direction, gt.direction);
+  const file = path.join(tmp, 'flipped.nii.gz');
+  await writeImage(file, flipped);
+  const r = await runCli(['--pred', LABELS_01, '--gt', file, '--labels', '1,5', '--metrics', 'dice,hd95']);
+  assert.equal(r.code, 0);
+  assert.match(r.out, /re-indexed onto the prediction's grid/);
+  const json = path.join(tmp, 'flipped.json');
+  await runCli(['--pred', LABELS_01, '--gt', file, '--labels', '1,5', '--json', json]);
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as { cases: { classes: Record<string, { dice: number; hd95: number }> }[] };
+  for (const c of ['1', '5']) {
+    assert.equal(rep.cases[0]!.classes[c]!.dice, 1, `class ${c}`);
+    assert.equal(rep.cases[0]!.classes[c]!.hd95, 0, `class ${c}`);
+  }
+});

@@ -73,6 +73,18 @@ test('rate is smoothed: a sudden slowdown moves the rate gradually', () => {
   assert.equal(stream.out.length, 1);
 });
 
+test('a long field-only update (validation) does not drag the rate to zero; the final line shows the average', () => {
+  const { stream, clock } = setup(false);
+  const p = new Progress({ total: 4, stream, clock: clock.now, plainIntervalMs: 0 });
+  for (let i = 0; i < 4; i++) { clock.t += 1000; p.tick(); } // 1 it/s
+  clock.t += 60_000;
+  p.update(4, { valid: 0.5 }); // a minute of validation, no new item
+  assert.ok(Math.abs(p.itemsPerSecond() - 1) < 1e-9, `rate ${p.itemsPerSecond()}`);
+  p.finish();
+  // 4 items in 64 s: the final line reports the run's average, 0.0625 it/s.
+  assert.match(stream.out[stream.out.length - 1]!, /0\.06\d* it\/s/);
+});
+
 test('not a TTY: plain lines every plainIntervalMs, no control characters', () => {
   const { stream, clock } = setup(false);
   const p = new Progress({ total: 50, unit: 'vol', stream, clock: clock.now, plainIntervalMs: 5000 });

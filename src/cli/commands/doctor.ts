@@ -15,6 +15,8 @@ export interface DoctorReport {
   cuda: { available: boolean; devices: number };
   threads: { intraOp: number; cores: number };
   cpu: string;
+  /** The memory allocator of this process (see bin/misfm.js). */
+  allocator: string;
 }
 
 /** Collect the engine facts (loads the addon). */
@@ -34,7 +36,15 @@ export function doctorReport(): DoctorReport {
     cuda: { available: info.cudaAvailable, devices: info.cudaDeviceCount },
     threads: { intraOp: n.getNumThreads(), cores: os.availableParallelism() },
     cpu: os.cpus()[0]?.model ?? 'unknown',
+    allocator: allocatorInUse(process.env),
   };
+}
+
+/** Which allocator this process runs under (bin/misfm.js chooses it at start-up). */
+export function allocatorInUse(env: NodeJS.ProcessEnv): string {
+  if (env['LD_PRELOAD']?.includes('jemalloc') === true) return `jemalloc (${env['MALLOC_CONF'] ?? 'default settings'})`;
+  if (env['MALLOC_MMAP_THRESHOLD_'] !== undefined) return `glibc, mmap threshold ${env['MALLOC_MMAP_THRESHOLD_']}, trim threshold ${env['MALLOC_TRIM_THRESHOLD_'] ?? 'default'}`;
+  return 'glibc defaults (large tensors are mmap-ed and page-faulted on every op: slower; see bin/misfm.js)';
 }
 
 export const doctorCommand: Command = {
@@ -49,6 +59,7 @@ export const doctorCommand: Command = {
       ['cpu', `${r.cpu}; capability ${r.cpuCapability}`], ['oneDNN', r.onednn], ['OpenMP', r.openmp ? 'yes' : 'no'],
       ['cuda', r.cuda.available ? `${r.cuda.devices} device(s)` : 'not available in this libtorch build'],
       ['threads', `${r.threads.intraOp} intra-op (of ${r.threads.cores} cores)`],
+      ['allocator', r.allocator],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { assertSameGeometry, formatOf, readImage } from '../../io/image/index.js';
+import { gridDifferences } from '../../io/image/geometry.js';
+import { alignToGrid, latticeMapping } from '../../io/image/align.js';
 import type { Volume } from '../../io/volume.js';
 import type { CaseResult, EvaluationReport, LabelSpec } from '../../metrics/evaluate.js';
 import { evaluateCase, resolveSettings, summarize } from '../../metrics/evaluate.js';
@@ -160,7 +162,14 @@ export async function evaluateFiles(
   const cases: CaseResult[] = [];
   for (const [i, p] of pairs.entries()) {
     const pred = await readImage(p.pred);
-    const gt = await readImage(p.gt);
+    let gt = await readImage(p.gt);
+    // Ground truth stored in another voxel order of the same world grid (e.g. a NIfTI label map of
+    // a DICOM series with the rows flipped) is re-indexed exactly, voxel for voxel; anything that
+    // would need interpolation is an error naming both files.
+    if (gridDifferences(pred, gt).length > 0 && latticeMapping(gt, pred) !== undefined && sameVoxelCount(pred, gt)) {
+      gt = alignToGrid(gt, pred, [p.gt, p.pred]);
+      log(`note: ${p.gt} is stored in another axis order/orientation than ${p.pred}; re-indexed onto the prediction's grid (no interpolation)`);
+    }
     // Same size, spacing, origin and direction (io/image tolerances); the error names both files.
     assertSameGeometry(pred, gt, [p.pred, p.gt]);
     // PyMIC takes the spacing from the segmentation header; the grids agree within tolerance anyway.
@@ -172,6 +181,11 @@ export async function evaluateFiles(
       (r.average !== undefined ? ' (mean over classes)' : ''));
   }
   return { settings, cases, summary: summarize(cases, settings) };
+}
+
+/** Both grids hold the same number of voxels (re-indexing must not crop or pad). */
+function sameVoxelCount(a: { size: readonly number[] }, b: { size: readonly number[] }): boolean {
+  return a.size[0]! * a.size[1]! * a.size[2]! === b.size[0]! * b.size[1]! * b.size[2]!;
 }
 
 function fmt(v: number | undefined): string {

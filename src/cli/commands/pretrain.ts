@@ -18,19 +18,30 @@ Options:
   --preset NAME        paper (default) | small (CPU demo: smaller network and crops)
   --set KEY=VALUE      override any config key, e.g. --set training.lr=5e-4 (repeatable)
   --iterations N       iteration budget (training.iterations)
+  --valid ID,ID        held-out scan ids for the pseudo-segmentation Dice (default: ~10% by seed)
+  --valid-samples N    fused validation crops (default 8; 4 for crops up to 32x64x64)
   --resume             continue the run in --out exactly where its last checkpoint left it
   --threads N          libtorch threads
   -q, --quiet          no progress bar (JSON lines are always written)`;
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new MisfmError('ARGUMENT', `${flag} must be a positive integer, got '${text}'`);
+  return n;
+}
 
 export const pretrainCommand: Command = {
   name: 'pretrain',
   summary: 'Volume Fusion self-supervised pretraining on unlabelled scans',
   usage: USAGE,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true } }, strict: true });
+    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' } }, strict: true });
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required (a cache or image folder)');
     const config = resolveRunConfig(values, 'paper');
-    const r = await pretrain({ config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false });
+    const r = await pretrain({ config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
+      ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt(values['valid-samples'], '--valid-samples') } : {}),
+      ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()).filter((s) => s !== '') } : {}),
+    });
     process.stdout.write(
       `pretraining ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +
       ` (${r.secondsPerIteration.toFixed(2)} s/it, data wait ${(r.dataWaitFraction * 100).toFixed(1)}%)\n` +
