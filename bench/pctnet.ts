@@ -8,11 +8,12 @@
  * BatchNorm vs a fused per-channel affine (what conv+BN folding would save) at the paper's shapes.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/pctnet.js [--reps 2] [--threads 2]
- *     [--variants eval,train,ckpt] [--no-python] [--no-ops] [--malloc default|tuned|both]
+ *     [--variants eval,train,ckpt] [--no-python] [--no-ops] [--malloc jemalloc|tuned|default|both|all|a,b]
  *
- * --malloc tuned runs the children with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised, so
- * glibc reuses freed activation memory instead of mmap/munmap-ing (and page-faulting) every
- * large tensor.
+ * --malloc picks the allocator of both implementations' children: jemalloc (default; what
+ * bin/misfm.js uses when libjemalloc2 is installed), tuned (glibc with MALLOC_MMAP_THRESHOLD_ /
+ * MALLOC_TRIM_THRESHOLD_ raised, so freed activation memory is reused instead of mmap/munmap-ing
+ * and page-faulting every large tensor), default (plain glibc).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,6 +27,8 @@ import { dispose, tidy } from '../src/engine/scope.js';
 import * as F from '../src/engine/functional.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { createModel, preset, PCTNet } from '../src/models/index.js';
+// @ts-expect-error plain JS module shared with the launcher
+import { JEMALLOC_CONF, JEMALLOC_PATHS } from '../../bin/allocator.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = ((): string => { let d = here; for (let i = 0; i < 5; i++) { if (existsSync(path.join(d, 'package.json'))) return d; d = path.dirname(d); } return process.cwd(); })();
@@ -34,6 +37,15 @@ const opt = (name: string, def: string): string => { const i = args.indexOf(`--$
 const REPS = Number(opt('reps', '2'));
 const THREADS = Number(opt('threads', '2'));
 const TUNED_MALLOC = { MALLOC_MMAP_THRESHOLD_: String(16 * 2 ** 30), MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30) };
+const JEMALLOC = { LD_PRELOAD: JEMALLOC_PATHS.find((p: string) => existsSync(p)) ?? '', MALLOC_CONF: JEMALLOC_CONF };
+/** Allocator environment of a child; the parent's own allocator variables are dropped first. */
+function mallocEnv(m: string): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of ['LD_PRELOAD', 'MALLOC_CONF', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_']) delete base[k];
+  if (m === 'tuned') return { ...base, ...TUNED_MALLOC };
+  if (m === 'jemalloc') { if (JEMALLOC.LD_PRELOAD === '') throw new Error('--malloc jemalloc: libjemalloc2 is not installed'); return { ...base, ...JEMALLOC }; }
+  return base;
+}
 
 interface Result { impl: string; mode: string; seconds: number[]; peak_rss_gb: number; params: number; threads: number; malloc?: string }
 
@@ -147,12 +159,13 @@ function main(): void {
     return;
   }
   const variants = opt('variants', 'eval,train,ckpt').split(',').filter((v) => v !== '');
-  const mallocs = opt('malloc', 'default') === 'both' ? ['default', 'tuned'] : [opt('malloc', 'default')];
+  const mopt = opt('malloc', 'jemalloc');
+  const mallocs = mopt === 'both' ? ['default', 'tuned'] : mopt === 'all' ? ['default', 'tuned', 'jemalloc'] : mopt.split(',');
   const py = !args.includes('--no-python') && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   console.log(`PCT-Net paper config, input [1,1,64,128,128], ${THREADS} threads, warm-up + ${REPS} runs; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   const results: Result[] = [];
   for (const m of mallocs) {
-    const env = { ...process.env, MISFM_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS), ...(m === 'tuned' ? TUNED_MALLOC : {}) };
+    const env = { ...mallocEnv(m), MISFM_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) };
     for (const v of variants) {
       const r = child(process.execPath, [fileURLToPath(import.meta.url), '--child', v, '--reps', String(REPS), '--threads', String(THREADS)], env);
       if (r !== null) { r.malloc = m; results.push(r); console.log(summarise(r)); }
@@ -166,7 +179,7 @@ function main(): void {
   if (!args.includes('--no-ops')) {
     // In a child with the last malloc setting, so large outputs do not pay page faults differently.
     const m = mallocs[mallocs.length - 1];
-    const env = { ...process.env, MISFM_NUM_THREADS: String(THREADS), ...(m === 'tuned' ? TUNED_MALLOC : {}) };
+    const env = { ...mallocEnv(m!), MISFM_NUM_THREADS: String(THREADS) };
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', 'ops', '--threads', String(THREADS)], { encoding: 'utf8', env });
     console.log(`\n(op level: malloc ${m})${r.stdout}`);
   }

@@ -37,6 +37,8 @@ import { modelPredictor, slidingWindowSegment, type Predictor } from '../src/inf
 import { predictCase } from '../src/infer/predict.js';
 import type { ModelBundle } from '../src/infer/model.js';
 import { resolveModelConfig } from '../src/models/config.js';
+// @ts-expect-error plain JS module shared with the launcher
+import { allocatorEnv } from '../../bin/allocator.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = ((): string => { let d = here; for (let i = 0; i < 5; i++) { if (existsSync(path.join(d, 'package.json'))) return d; d = path.dirname(d); } return process.cwd(); })();
@@ -191,7 +193,8 @@ async function runChild(scenario: string, variant: string, outDir: string): Prom
 }
 
 function child(scenario: string, variant: string, outDir: string): ChildResult | null {
-  const env = { ...process.env, MISFM_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) };
+  // The allocator the CLI runs under (bin/misfm.js), for both variants alike.
+  const env = { ...process.env, ...allocatorEnv(process.env, existsSync), MISFM_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) };
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', scenario, variant, outDir, ...args], { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   try { return JSON.parse(line) as ChildResult; } catch {
