@@ -4,8 +4,8 @@
  * written atomically (temp file in the same folder, then rename), so a failed run never leaves a
  * half-written report behind.
  */
-import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { writeSync } from 'node:fs';
+import { writeAtomicWith } from '../util/atomic.js';
 import path from 'node:path';
 import type { EvaluationReport, MetricValues } from './evaluate.js';
 import { MisfmError } from '../util/errors.js';
@@ -63,18 +63,11 @@ export function reportToJson(report: EvaluationReport): string {
   return JSON.stringify(reportToJsonObject(report), null, 2) + '\n';
 }
 
-/** Write `text` to `file` through a temp file in the same folder and a rename. */
+/** Write `text` to `file` atomically (util/atomic); a failure names the file. */
 export function writeTextAtomic(file: string, text: string): void {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    const why = err instanceof Error ? err.message : String(err);
-    throw new MisfmError('ARGUMENT', `cannot write report: ${why}`, { file, cause: err });
-  }
+  const bytes = Buffer.from(text, 'utf8');
+  writeAtomicWith(path.resolve(file), (fd) => { let off = 0; while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off); },
+    (_stage, err) => new MisfmError('ARGUMENT', `cannot write report: ${err instanceof Error ? err.message : String(err)}`, { file, cause: err }));
 }
 
 export function writeReportCsv(file: string, report: EvaluationReport): void {

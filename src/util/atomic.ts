@@ -34,18 +34,20 @@ function syncDir(dir: string): void {
 }
 
 /**
- * Write `data` to `file` atomically (temp file in the same folder, fsync, rename). The folder
- * must exist. On failure the temp file is removed, the target is untouched, and a MisfmError
- * naming the file is thrown.
+ * The one atomic-write primitive: `write(fd)` fills a temp file beside `file`, which is fsynced
+ * and renamed over `file`. On any failure the temp file is removed, the target is untouched, and
+ * `fail(stage, err)` builds the error to throw ('open': the temp file could not be created).
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+export function writeAtomicWith(file: string, write: (fd: number) => void, fail: (stage: 'open' | 'write', err: unknown) => Error = (_s, e) => writeError(file, e)): void {
   const tmp = tempNameFor(file);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'wx', 0o644);
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+  } catch (err) {
+    throw fail('open', err);
+  }
+  try {
+    write(fd);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -55,9 +57,22 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
       try { fs.closeSync(fd); } catch { /* already failing; keep the first error */ }
     }
     fs.rmSync(tmp, { force: true });
-    throw writeError(file, err);
+    throw err instanceof MisfmError ? err : fail('write', err);
   }
   syncDir(path.dirname(file));
+}
+
+/**
+ * Write `data` to `file` atomically (temp file in the same folder, fsync, rename). The folder
+ * must exist. On failure the temp file is removed, the target is untouched, and a MisfmError
+ * naming the file is thrown.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  writeAtomicWith(file, (fd) => {
+    let off = 0;
+    while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+  });
 }
 
 /** Async twin of `writeFileAtomic`, for large files written off the main loop. */
