@@ -4,6 +4,8 @@
  */
 import { Tensor } from './tensor.js';
 import { call1, callOp } from './call.js';
+import { native } from './native.js';
+import { isGradEnabled } from './creation.js';
 import { SCALAR_TYPE } from './dtype.js';
 import { ShapeError, fmtShape } from '../util/errors.js';
 
@@ -36,7 +38,25 @@ function convCheck(op: string, x: Tensor, w: Tensor, nd: number, groups: number,
 export function conv3d(x: Tensor, w: Tensor, b: Tensor | null = null, o: ConvOptions = {}): Tensor {
   const g = o.groups ?? 1;
   convCheck('conv3d', x, w, 3, g, false);
-  return call1('conv3d', [x, w, b, ntuple(o.stride ?? 1, 3, 'conv3d', 'stride'), ntuple(o.padding ?? 0, 3, 'conv3d', 'padding'), ntuple(o.dilation ?? 1, 3, 'conv3d', 'dilation'), g]);
+  const stride = ntuple(o.stride ?? 1, 3, 'conv3d', 'stride'), padding = ntuple(o.padding ?? 0, 3, 'conv3d', 'padding');
+  const dilation = ntuple(o.dilation ?? 1, 3, 'conv3d', 'dilation');
+  if (useOneDnnForward(x, w, g)) return call1('mkldnn_convolution', [x, w, b, padding, stride, dilation, g]);
+  return call1('conv3d', [x, w, b, stride, padding, dilation, g]);
+}
+
+let oneDnn: boolean | undefined;
+/**
+ * libtorch 1.13 sends a float32 CPU conv3d with batch 1, kernels of at most 3 and
+ * N·C·D·H <= 20480 to its im2col path instead of oneDNN; oneDNN ran those forwards 7-11x faster
+ * here (e.g. PCT-Net's 512-channel convolutions at 4x8x8). Its backward is not wired to autograd
+ * in 1.13, so the direct oneDNN call is taken only where no gradient can be needed: eval / no-grad.
+ */
+function useOneDnnForward(x: Tensor, w: Tensor, groups: number): boolean {
+  const s = x.shape, k = w.shape;
+  if (s[0] !== 1 || (k[3]! > 3 && k[4]! > 3) || s[0]! * s[1]! * s[2]! * s[3]! > 20480 || groups !== 1) return false;
+  if (x.dtype !== 'float32' || x.device !== 'cpu' || isGradEnabled() || x.numel === 0) return false;
+  oneDnn ??= native().info().mkldnnAvailable;
+  return oneDnn;
 }
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: ConvOptions = {}): Tensor {
   const g = o.groups ?? 1;

@@ -159,3 +159,18 @@ test('shape errors name the op and the offending shapes', () => {
   t.dispose();
   assert.throws(() => t.add(1), (e: unknown) => e instanceof MisfmError && e.code === 'DISPOSED');
 });
+
+test('conv3d without grad takes oneDNN on libtorch\'s im2col shapes and gives the same values', () => {
+  E.manualSeed(3);
+  // batch 1, 3x3x3 kernel, N·C·D·H = 48·4·8 <= 20480: libtorch 1.13 would use im2col here.
+  const x = E.randn([1, 48, 4, 8, 8]), w = E.randn([40, 48, 3, 3, 3]).mul(0.05), b = E.randn([40]);
+  const withGrad = E.F.conv3d(x, w, b, { padding: 1 });            // grad mode on: libtorch's own choice
+  const noGrad = E.noGrad(() => E.F.conv3d(x, w, b, { padding: 1 })); // the direct oneDNN forward
+  assert.deepEqual(noGrad.shape, [1, 40, 4, 8, 8]);
+  assertClose(noGrad.dataF32(), withGrad.dataF32(), 1e-4, 1e-4, 'oneDNN vs im2col conv3d');
+  // strided, anisotropic, no bias
+  const w2 = E.randn([8, 48, 1, 3, 3]);
+  assertClose(E.noGrad(() => E.F.conv3d(x, w2, null, { stride: [1, 2, 2], padding: [0, 1, 1] })).dataF32(),
+    E.F.conv3d(x, w2, null, { stride: [1, 2, 2], padding: [0, 1, 1] }).dataF32(), 1e-4, 1e-4, 'strided');
+  E.dispose([x, w, b, withGrad, noGrad, w2]);
+});
