@@ -44,3 +44,21 @@ test('doctor reports the engine', () => {
   assert.match(d.torch, /^\d+\.\d+/);
   assert.ok(d.threads.intraOp >= 1);
 });
+
+test('the launcher picks jemalloc when installed, tuned glibc otherwise, and respects a user choice', async () => {
+  // @ts-expect-error plain JS module shared with the launcher
+  const { allocatorEnv, JEMALLOC_CONF, JEMALLOC_PATHS } = await import('../../bin/allocator.js') as {
+    allocatorEnv: (env: NodeJS.ProcessEnv, exists: (p: string) => boolean) => Record<string, string>; JEMALLOC_CONF: string; JEMALLOC_PATHS: string[];
+  };
+  assert.deepEqual(allocatorEnv({}, (p) => p === JEMALLOC_PATHS[0]), { LD_PRELOAD: JEMALLOC_PATHS[0], MALLOC_CONF: JEMALLOC_CONF });
+  assert.deepEqual(allocatorEnv({}, () => false), { MALLOC_MMAP_THRESHOLD_: '17179869184', MALLOC_TRIM_THRESHOLD_: '17179869184' });
+  assert.deepEqual(allocatorEnv({ LD_PRELOAD: '/opt/tcmalloc.so' }, () => true), {});
+  assert.deepEqual(allocatorEnv({ MALLOC_MMAP_THRESHOLD_: '1' }, () => true), {});
+  // The re-executed CLI reports what it runs under.
+  const env = { ...process.env };
+  for (const k of ['MISFM_ALLOCATOR_SET', 'MISFM_NO_MALLOC_TUNING', 'LD_PRELOAD', 'MALLOC_CONF', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_']) delete env[k];
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/misfm.js'), 'doctor'], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  const { existsSync } = await import('node:fs');
+  assert.match(r.stdout, JEMALLOC_PATHS.some((p) => existsSync(p)) ? /allocator {2}jemalloc \(oversize_threshold:0/ : /allocator {2}glibc, mmap threshold 17179869184/);
+});
