@@ -3,12 +3,8 @@
  * cache (prepared automatically from a raw folder), fused batches, the model, the shared trainer,
  * and a pseudo-segmentation Dice on a fixed, seeded set of fused samples from held-out scans.
  */
-import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
 import type { RunConfig } from '../config/types.js';
-import { saveConfig } from '../config/index.js';
 import { fusionMaskOptions } from '../config/derive.js';
-import { prepare } from '../data/prepare.js';
 import { readyCases } from '../data/manifest.js';
 import type { LoaderOptions } from '../data/loader.js';
 import { FusionStream, fusedToTensors, type FusedArrays, type FusionStreamState } from './volume-fusion.js';
@@ -17,8 +13,7 @@ import { manualSeed, fromTypedArray, noGrad } from '../engine/creation.js';
 import { tidy } from '../engine/scope.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from '../train/trainer.js';
 import { initFromCheckpoint } from '../train/init.js';
-import { Rng } from '../util/rng.js';
-import { MisfmError } from '../util/errors.js';
+import { ensureCache, explicitSplit, seededSplit, startRun, type Split } from '../train/run-setup.js';
 
 export interface PretrainOptions {
   config: RunConfig;
@@ -43,24 +38,9 @@ export interface PretrainResult extends TrainSummary {
   validCases: string[];
 }
 
-/** Use `data` as a cache when it has a manifest; otherwise prepare it into RUN/cache. */
-export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string } = {}): Promise<string> {
-  if (data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json'))) return data[0]!;
-  const cache = path.join(runDir, 'cache');
-  log(`preparing ${data.join(', ')} into ${cache}`);
-  const r = await prepare(data, cache, opts);
-  for (const f of r.report.failures) log(`  skipped ${f.source}: ${f.reason}`);
-  if (r.report.manifestOk === 0) throw new MisfmError('DATA', `no usable image in ${data.join(', ')} (see ${path.join(cache, 'report.json')})`);
-  return cache;
-}
-
 /** Held-out scans: ~10% (at least 1) when there are 3 or more, chosen by the seed. */
-export function splitHeldOut(ids: readonly string[], seed: number): { train: string[]; valid: string[] } {
-  const sorted = [...ids].sort();
-  if (sorted.length < 3) return { train: sorted, valid: [] };
-  new Rng(seed).fork(7).shuffle(sorted);
-  const nv = Math.max(1, Math.round(sorted.length * 0.1));
-  return { train: sorted.slice(nv).sort(), valid: sorted.slice(0, nv).sort() };
+export function splitHeldOut(ids: readonly string[], seed: number): Split {
+  return ids.length < 3 ? { train: [...ids].sort(), valid: [] } : seededSplit(ids, seed, 0.1);
 }
 
 function loaderOptions(cfg: RunConfig, cache: string): LoaderOptions {
@@ -109,26 +89,18 @@ export function fusionDice(model: TrainableModel, samples: FusedArrays[], levels
   return { score: sum / levels, metrics };
 }
 
+export { ensureCache };
+
 /** Run Volume Fusion pretraining end to end. */
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  if (cfg.task !== 'pretrain') throw new MisfmError('CONFIG', `task must be 'pretrain' for misfm pretrain, got '${cfg.task}'`);
-  mkdirSync(o.runDir, { recursive: true });
-  const latest = path.join(o.runDir, 'checkpoints', 'latest.pt');
-  if (o.resume === true && !existsSync(latest)) throw new MisfmError('DATA', `--resume: no checkpoint to resume from in ${o.runDir} (expected ${latest})`);
-  saveConfig(path.join(o.runDir, 'config.json'), cfg);
+  const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
   const cache = await ensureCache(o.data, o.runDir, log);
   const all = readyCases(cache).map((c) => c.id);
-  let split: { train: string[]; valid: string[] };
-  if (o.validCases !== undefined) {
-    const unknown = o.validCases.filter((v) => !all.includes(v));
-    if (unknown.length > 0) throw new MisfmError('ARGUMENT', `held-out scan(s) not in the data: ${unknown.join(', ')} (scans: ${all.join(', ')})`);
-    split = { train: all.filter((i) => !o.validCases!.includes(i)), valid: [...o.validCases] };
-    if (split.train.length === 0) throw new MisfmError('ARGUMENT', 'every scan is held out: no scan left for pretraining');
-  } else {
-    split = splitHeldOut(all, cfg.training.seed);
-  }
+  const split = o.validCases !== undefined
+    ? explicitSplit(all, o.validCases, { item: 'scan', held: 'held-out', pool: 'the data' })
+    : splitHeldOut(all, cfg.training.seed);
   if (split.valid.length === 0) log(`note: only ${all.length} scan(s): validation uses separately seeded crops of the training scans`);
   const K = cfg.ssl.levels;
   const mask = fusionMaskOptions(cfg.ssl);

@@ -4,10 +4,7 @@
  * the cache with foreground oversampling and flips; validation segments whole held-out volumes with
  * the sliding window and scores the mean foreground Dice (the best checkpoint is kept on it).
  */
-import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
 import type { RunConfig } from '../config/types.js';
-import { saveConfig } from '../config/index.js';
 import { readyCases, type CachedCase } from '../data/manifest.js';
 import { Loader, type LoaderOptions, type LoaderState } from '../data/loader.js';
 import { CacheVolume } from '../data/reader.js';
@@ -17,9 +14,8 @@ import { manualSeed, fromTypedArray } from '../engine/creation.js';
 import * as F from '../engine/functional.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from './trainer.js';
 import { initFromCheckpoint } from './init.js';
-import { ensureCache } from '../ssl/pretrain.js';
+import { ensureCache, explicitSplit, seededSplit, startRun, type Split } from './run-setup.js';
 import { slidingWindowSegment, modelPredictor } from '../infer/sliding-window.js';
-import { Rng } from '../util/rng.js';
 import { MisfmError } from '../util/errors.js';
 
 export interface FinetuneOptions {
@@ -113,24 +109,15 @@ export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: Tr
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  if (cfg.task !== 'finetune') throw new MisfmError('CONFIG', `task must be 'finetune' for misfm train, got '${cfg.task}'`);
-  mkdirSync(o.runDir, { recursive: true });
-  const latest = path.join(o.runDir, 'checkpoints', 'latest.pt');
-  if (o.resume === true && !existsSync(latest)) throw new MisfmError('DATA', `--resume: no checkpoint to resume from in ${o.runDir} (expected ${latest})`);
-  saveConfig(path.join(o.runDir, 'config.json'), cfg);
+  const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
   const cache = await ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
   const cases = readyCases(cache, { needLabels: true });
   const ids = cases.map((c) => c.id);
-  let split: { train: string[]; valid: string[] };
+  let split: Split;
   if (o.validCases !== undefined) {
-    const unknown = o.validCases.filter((v) => !ids.includes(v));
-    if (unknown.length > 0) throw new MisfmError('ARGUMENT', `validation case(s) not in the dataset: ${unknown.join(', ')} (cases: ${ids.join(', ')})`);
-    split = { train: ids.filter((i) => !o.validCases!.includes(i)), valid: [...o.validCases] };
+    split = explicitSplit(ids, o.validCases, { item: 'case', held: 'validation', pool: 'the dataset' });
   } else if (ids.length >= 2) {
-    const sorted = [...ids].sort();
-    new Rng(cfg.training.seed).fork(7).shuffle(sorted);
-    const nv = Math.max(1, Math.round(sorted.length * 0.2));
-    split = { train: sorted.slice(nv).sort(), valid: sorted.slice(0, nv).sort() };
+    split = seededSplit(ids, cfg.training.seed, 0.2);
   } else {
     split = { train: ids, valid: ids };
     log('note: a single labelled case: validation runs on the training case (no held-out estimate)');

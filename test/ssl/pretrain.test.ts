@@ -62,5 +62,5 @@ test('pretrain holds out the named scans, logs validation against chance, and re
   await assert.rejects(pretrain({ config, data: [cache], runDir: path.join(tmp, 'x'), quiet: true, validCases: ['nope'], log: () => {} }),
     isArg(/held-out scan\(s\) not in the data: nope \(scans: a, b, c\)/));
   await assert.rejects(pretrain({ config, data: [cache], runDir: path.join(tmp, 'y'), quiet: true, validCases: ['a', 'b', 'c'], log: () => {} }),
-    isArg(/every scan is held out/));
+    isArg(/every scan is held-out: no scan left to train on/));
 });

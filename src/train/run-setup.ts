@@ -1,0 +1,58 @@
+/**
+ * What every training command does before its first step (shared by `misfm pretrain` and
+ * `misfm train`): check the task, create the run folder, save the resolved config, find or
+ * prepare the cache, and split the cases into training and validation sets.
+ */
+import path from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { RunConfig } from '../config/types.js';
+import { saveConfig } from '../config/index.js';
+import { prepare } from '../data/prepare.js';
+import { Rng } from '../util/rng.js';
+import { MisfmError } from '../util/errors.js';
+
+/**
+ * Start (or resume) a run in `runDir`: the config must be for `task`; `--resume` needs a latest
+ * checkpoint. Writes RUN/config.json and returns the path of RUN/checkpoints/latest.pt.
+ */
+export function startRun(cfg: RunConfig, task: RunConfig['task'], command: string, runDir: string, resume: boolean): string {
+  if (cfg.task !== task) throw new MisfmError('CONFIG', `task must be '${task}' for ${command}, got '${cfg.task}'`);
+  mkdirSync(runDir, { recursive: true });
+  const latest = path.join(runDir, 'checkpoints', 'latest.pt');
+  if (resume && !existsSync(latest)) throw new MisfmError('DATA', `--resume: no checkpoint to resume from in ${runDir} (expected ${latest})`);
+  saveConfig(path.join(runDir, 'config.json'), cfg);
+  return latest;
+}
+
+/** Use `data` as a cache when it has a manifest; otherwise prepare it into RUN/cache. */
+export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string } = {}): Promise<string> {
+  if (data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json'))) return data[0]!;
+  const cache = path.join(runDir, 'cache');
+  log(`preparing ${data.join(', ')} into ${cache}`);
+  const r = await prepare(data, cache, opts);
+  for (const f of r.report.failures) log(`  skipped ${f.source}: ${f.reason}`);
+  if (r.report.manifestOk === 0) throw new MisfmError('DATA', `no usable image in ${data.join(', ')} (see ${path.join(cache, 'report.json')})`);
+  return cache;
+}
+
+export interface Split { train: string[]; valid: string[] }
+
+/** How a split names things in its errors, e.g. { item: 'scan', held: 'held-out', pool: 'the data' }. */
+export interface SplitWords { item: string; held: string; pool: string }
+
+/** The named validation ids: all must exist, and at least one case must be left to train on. */
+export function explicitSplit(ids: readonly string[], valid: readonly string[], w: SplitWords): Split {
+  const unknown = valid.filter((v) => !ids.includes(v));
+  if (unknown.length > 0) throw new MisfmError('ARGUMENT', `${w.held} ${w.item}(s) not in ${w.pool}: ${unknown.join(', ')} (${w.item}s: ${ids.join(', ')})`);
+  const train = ids.filter((i) => !valid.includes(i));
+  if (train.length === 0) throw new MisfmError('ARGUMENT', `every ${w.item} is ${w.held}: no ${w.item} left to train on`);
+  return { train, valid: [...valid] };
+}
+
+/** A seeded split: `fraction` of the ids (at least 1) for validation, the same for the same seed. */
+export function seededSplit(ids: readonly string[], seed: number, fraction: number): Split {
+  const sorted = [...ids].sort();
+  new Rng(seed).fork(7).shuffle(sorted);
+  const nv = Math.max(1, Math.round(sorted.length * fraction));
+  return { train: sorted.slice(nv).sort(), valid: sorted.slice(0, nv).sort() };
+}

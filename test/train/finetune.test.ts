@@ -1,0 +1,69 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { applyOverrides, presetConfig } from '../../src/config/index.js';
+import { finetune } from '../../src/train/finetune.js';
+import { pretrain } from '../../src/ssl/pretrain.js';
+import { loadCheckpointFile } from '../../src/io/checkpoint/index.js';
+import { MisfmError } from '../../src/util/errors.js';
+import { buildCache, patternCT, tempDir, vol } from '../data/helpers.js';
+
+const tmp = tempDir('finetune');
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const TINY = ['model.featureChns=[4,8,16,32,64]', 'model.inputSize=[16,32,32]', 'data.patchSize=[16,32,32]', 'inference.window=[16,32,32]'];
+const dhw: [number, number, number] = [20, 36, 36];
+
+/** Scans with a bright box labelled 7 (and a value 9 that the class list leaves out). */
+function labelledCache(dir: string): void {
+  buildCache(dir, ['a', 'b', 'c'].map((id, i) => {
+    const img = patternCT(dhw).map((v) => Math.round(v / 10) - 300), lab = new Uint8Array(img.length);
+    for (let z = 4 + i; z < 14; z++) for (let y = 8; y < 24; y++) for (let x = 6 + i; x < 26; x++) { const j = (z * dhw[1] + y) * dhw[2] + x; img[j] = 400; lab[j] = 7; }
+    lab[0] = 9;
+    return { id, image: vol(img, dhw), label: vol(lab, dhw) };
+  }));
+}
+
+test('fine-tuning: explicit validation cases, label values mapped to classes, a VolF checkpoint as init with its head re-initialised', async () => {
+  const cache = path.join(tmp, 'cache');
+  labelledCache(cache);
+  // A 2-iteration Volume Fusion run gives the 5-class checkpoint to start from.
+  const pcfg = applyOverrides(presetConfig('small'), [...TINY, 'ssl.blocks.sizeMax=[10,20,20]', 'training.iterations=2', 'training.validEvery=2', 'training.saveEvery=2']);
+  const pre = await pretrain({ config: pcfg, data: [cache], runDir: path.join(tmp, 'pre'), quiet: true, validSamples: 1, log: () => {} });
+  const lines: string[] = [];
+  const cfg = applyOverrides(presetConfig('small-finetune'), [...TINY, 'data.labels={"values":[7],"names":["box"]}', 'model.classNum=2',
+    'training.iterations=3', 'training.validEvery=3', 'training.saveEvery=3', `training.initCheckpoint=${JSON.stringify(pre.checkpoints.latest)}`, 'data.foregroundOversample=1']);
+  const runDir = path.join(tmp, 'ft');
+  const r = await finetune({ config: cfg, data: [cache], runDir, quiet: true, validCases: ['c'], log: (l) => lines.push(l) });
+  assert.deepEqual(r.trainCases, ['a', 'b']);
+  assert.deepEqual(r.validCases, ['c']);
+  assert.deepEqual(r.classNames, ['box']);
+  assert.equal(r.iterations, 3);
+  const report = lines.join('\n');
+  assert.match(report, /re-initialised \d+ output-layer tensors \(class count differs\)/);
+  assert.match(report, /loaded \d+ tensors/);
+  const events = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const valid = events.find((e) => e['event'] === 'valid')!;
+  assert.equal(typeof valid['dice_box'], 'number');
+  assert.ok((valid['dice_box'] as number) >= 0 && (valid['dice_box'] as number) <= 1);
+  assert.ok(existsSync(r.checkpoints.latest));
+  // The checkpoint carries the config (classes, label values) so it alone rebuilds the model.
+  const ck = await loadCheckpointFile(r.checkpoints.latest);
+  assert.equal(ck.stateDict.get('pyramid_ct.out_conv2.conv.2.bias')?.shape[0] ?? ck.stateDict.get('pred_heads.0.out_conv0.conv.2.bias')?.shape[0], 2);
+});
+
+test('fine-tuning rejects unknown validation cases, a wrong task and --resume without a checkpoint', async () => {
+  const cache = path.join(tmp, 'cache2');
+  labelledCache(cache);
+  const cfg = applyOverrides(presetConfig('small-finetune'), [...TINY, 'training.iterations=1']);
+  const is = (code: string, re: RegExp) => (e: unknown): boolean => e instanceof MisfmError && e.code === code && re.test(e.message);
+  await assert.rejects(finetune({ config: cfg, data: [cache], runDir: path.join(tmp, 'e1'), quiet: true, validCases: ['zz'], log: () => {} }),
+    is('ARGUMENT', /validation case\(s\) not in the dataset: zz \(cases: a, b, c\)/));
+  await assert.rejects(finetune({ config: cfg, data: [cache], runDir: path.join(tmp, 'e2'), quiet: true, validCases: ['a', 'b', 'c'], log: () => {} }),
+    is('ARGUMENT', /every case is validation/));
+  await assert.rejects(finetune({ config: presetConfig('small'), data: [cache], runDir: path.join(tmp, 'e3'), quiet: true, log: () => {} }),
+    is('CONFIG', /task must be 'finetune' for misfm train, got 'pretrain'/));
+  await assert.rejects(finetune({ config: cfg, data: [cache], runDir: path.join(tmp, 'e4'), quiet: true, resume: true, log: () => {} }),
+    is('DATA', /--resume: no checkpoint to resume from/));
+});
