@@ -16,14 +16,16 @@ export function plotRun(runDir: string, out?: string, smooth = 0.9): string {
   if (!existsSync(file)) throw new MisfmError('DATA', 'no metrics.jsonl: is this a misfm run folder?', { file: runDir });
   const { records } = readJsonl<Rec>(file);
   // A resumed run re-logs iterations after its last checkpoint: keep the last record per iteration.
-  const train = new Map<number, number>(), valid = new Map<number, number>();
+  const train = new Map<number, number>(), valid = new Map<number, number>(), chance = new Map<number, number>();
   for (const r of records) {
     if (r.event === 'resume' && typeof r.iteration === 'number') {
       for (const k of [...train.keys()]) if (k > r.iteration) train.delete(k);
-      for (const k of [...valid.keys()]) if (k > r.iteration) valid.delete(k);
+      for (const k of [...valid.keys()]) if (k > r.iteration) { valid.delete(k); chance.delete(k); }
     }
     if (r.event === 'train' && typeof r.iteration === 'number' && typeof r.loss === 'number') train.set(r.iteration, r.loss);
     if (r.event === 'valid' && typeof r.iteration === 'number' && typeof r.score === 'number') valid.set(r.iteration, r.score);
+    // Pretraining logs the Dice a guess from the level frequencies would get: drawn as the floor.
+    if (r.event === 'valid' && typeof r.iteration === 'number' && typeof r['chance'] === 'number') chance.set(r.iteration, r['chance']);
   }
   if (train.size === 0) throw new MisfmError('DATA', 'no training iterations logged yet', { file });
   const raw = [...train.entries()].sort((a, b) => a[0] - b[0]);
@@ -34,6 +36,7 @@ export function plotRun(runDir: string, out?: string, smooth = 0.9): string {
     { name: `train loss (EMA ${smooth})`, points: smoothed },
   ];
   if (valid.size > 0) series.push({ name: 'validation Dice', points: [...valid.entries()].sort((a, b) => a[0] - b[0]) });
+  if (chance.size > 0) series.push({ name: 'validation Dice at chance', points: [...chance.entries()].sort((a, b) => a[0] - b[0]) });
   const png = plotLines(series, { title: `misfm run ${path.basename(path.resolve(runDir))}`, xLabel: 'iteration', yLabel: 'loss / Dice', yMin: 0 });
   const target = out ?? path.join(runDir, 'curves.png');
   writeFileAtomic(target, png);
