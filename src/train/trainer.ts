@@ -165,6 +165,10 @@ export async function train(o: TrainerOptions): Promise<TrainSummary> {
   const startIt = iteration;
   try {
     while (iteration < t.iterations && stop === null && (o.stopAt === undefined || iteration < o.stopAt)) {
+      // A prefetched batch resolves as a microtask, so without this the loop never lets libuv
+      // poll: signal handlers (and timers) would not run until a batch had to be waited for.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (stop !== null) break;
       const t0 = performance.now();
       const batch = await source.next();
       const t1 = performance.now();
