@@ -32,6 +32,12 @@ export interface LabelsConfig {
 export interface DataConfig {
   /** Preprocessed case cache (a folder or index file written by the preprocessing step), or null. */
   cache: string | null;
+  /**
+   * The geometric preprocessing the cache was prepared with (its manifest's `preprocess`: reorient,
+   * bodyCrop, spacing, ...), recorded by the training commands so that a checkpoint alone tells
+   * `misfm predict` how to prepare new scans; null when unknown.
+   */
+  preprocess: Record<string, unknown> | null;
   /** Folder of training images (and labels when fine-tuning), or null when `cache` is used. */
   folder: string | null;
   /** Folder of validation cases, or null for no validation data. */

@@ -52,6 +52,10 @@ const intensity: Check<IntensityConfig> = (v, path) => {
 
 const data: Check<DataConfig> = sectionOf<DataConfig>({
   cache: optPath,
+  preprocess: nullable((v, path) => {
+    if (!isPlainObject(v)) fail(path, `must be the preprocessing record of a cache manifest (an object) or null, got ${show(v)}`);
+    return v as Record<string, unknown>;
+  }),
   folder: optPath,
   validFolder: optPath,
   patchSize: triple(1),

@@ -13,7 +13,7 @@ import { manualSeed, fromTypedArray, noGrad } from '../engine/creation.js';
 import { tidy } from '../engine/scope.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from '../train/trainer.js';
 import { initFromCheckpoint } from '../train/init.js';
-import { ensureCache, explicitSplit, seededSplit, startRun, type Split } from '../train/run-setup.js';
+import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../train/run-setup.js';
 
 export interface PretrainOptions {
   config: RunConfig;
@@ -93,10 +93,11 @@ export { ensureCache };
 
 /** Run Volume Fusion pretraining end to end. */
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
-  const cfg = o.config;
+  let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
   const cache = await ensureCache(o.data, o.runDir, log);
+  cfg = recordCache(cfg, cache, o.runDir);
   const all = readyCases(cache).map((c) => c.id);
   const split = o.validCases !== undefined
     ? explicitSplit(all, o.validCases, { item: 'scan', held: 'held-out', pool: 'the data' })

@@ -14,7 +14,7 @@ import { manualSeed, fromTypedArray } from '../engine/creation.js';
 import * as F from '../engine/functional.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from './trainer.js';
 import { initFromCheckpoint } from './init.js';
-import { ensureCache, explicitSplit, seededSplit, startRun, type Split } from './run-setup.js';
+import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from './run-setup.js';
 import { slidingWindowSegment, modelPredictor } from '../infer/sliding-window.js';
 import { MisfmError } from '../util/errors.js';
 
@@ -107,10 +107,11 @@ export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: Tr
 
 /** Fine-tune end to end. */
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
-  const cfg = o.config;
+  let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
   const cache = await ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
+  cfg = recordCache(cfg, cache, o.runDir);
   const cases = readyCases(cache, { needLabels: true });
   const ids = cases.map((c) => c.id);
   let split: Split;

@@ -4,7 +4,7 @@
  * prepare the cache, and split the cases into training and validation sets.
  */
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { RunConfig } from '../config/types.js';
 import { saveConfig } from '../config/index.js';
 import { prepare } from '../data/prepare.js';
@@ -33,6 +33,23 @@ export async function ensureCache(data: string[], runDir: string, log: (l: strin
   for (const f of r.report.failures) log(`  skipped ${f.source}: ${f.reason}`);
   if (r.report.manifestOk === 0) throw new MisfmError('DATA', `no usable image in ${data.join(', ')} (see ${path.join(cache, 'report.json')})`);
   return cache;
+}
+
+/**
+ * The config a run trains with: `data.cache` set to the cache used and `data.preprocess` to the
+ * preprocessing its manifest records, so that every checkpoint carries them. Re-saves config.json.
+ */
+export function recordCache(cfg: RunConfig, cache: string, runDir: string): RunConfig {
+  let preprocess: Record<string, unknown> | null = null;
+  try {
+    const m = JSON.parse(readFileSync(path.join(cache, 'manifest.json'), 'utf8')) as { preprocess?: unknown };
+    if (m.preprocess !== null && typeof m.preprocess === 'object' && !Array.isArray(m.preprocess)) preprocess = m.preprocess as Record<string, unknown>;
+  } catch (err) {
+    throw new MisfmError('DATA', `cannot read the cache manifest: ${err instanceof Error ? err.message : String(err)}`, { file: path.join(cache, 'manifest.json'), cause: err });
+  }
+  const out: RunConfig = { ...cfg, data: { ...cfg.data, cache: path.resolve(cache), preprocess } };
+  saveConfig(path.join(runDir, 'config.json'), out);
+  return out;
 }
 
 export interface Split { train: string[]; valid: string[] }

@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadModelForInference } from '../../src/infer/model.js';
 import path from 'node:path';
 import { applyOverrides, presetConfig } from '../../src/config/index.js';
 import { finetune } from '../../src/train/finetune.js';
@@ -28,6 +29,9 @@ function labelledCache(dir: string): void {
 test('fine-tuning: explicit validation cases, label values mapped to classes, a VolF checkpoint as init with its head re-initialised', async () => {
   const cache = path.join(tmp, 'cache');
   labelledCache(cache);
+  // Record a 2 mm spacing as if `misfm prepare --spacing 2,2,2` had made the cache.
+  const mf = path.join(cache, 'manifest.json');
+  writeFileSync(mf, JSON.stringify({ ...JSON.parse(readFileSync(mf, 'utf8')), preprocess: { reorient: 'LPS', bodyCrop: false, spacing: [2, 2, 2] } }));
   // A 2-iteration Volume Fusion run gives the 5-class checkpoint to start from.
   const pcfg = applyOverrides(presetConfig('small'), [...TINY, 'ssl.blocks.sizeMax=[10,20,20]', 'training.iterations=2', 'training.validEvery=2', 'training.saveEvery=2']);
   const pre = await pretrain({ config: pcfg, data: [cache], runDir: path.join(tmp, 'pre'), quiet: true, validSamples: 1, log: () => {} });
@@ -51,6 +55,12 @@ test('fine-tuning: explicit validation cases, label values mapped to classes, a 
   // The checkpoint carries the config (classes, label values) so it alone rebuilds the model.
   const ck = await loadCheckpointFile(r.checkpoints.latest);
   assert.equal(ck.stateDict.get('pyramid_ct.out_conv2.conv.2.bias')?.shape[0] ?? ck.stateDict.get('pred_heads.0.out_conv0.conv.2.bias')?.shape[0], 2);
+  // ... and the cache's preprocessing, which prediction applies to new scans.
+  const bundle = await loadModelForInference(r.checkpoints.latest);
+  try {
+    assert.equal(bundle.provenance.preprocessSource, 'config data.preprocess');
+    assert.deepEqual(bundle.preprocess.spacing, [2, 2, 2]);
+  } finally { bundle.model.dispose(); }
 });
 
 test('fine-tuning rejects unknown validation cases, a wrong task and --resume without a checkpoint', async () => {
