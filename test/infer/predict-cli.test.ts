@@ -95,6 +95,16 @@ test('single file to a file, CSV input, and argument errors', async () => {
     assert.equal(r.code, 0, r.err);
     assert.ok(fs.existsSync(single) && fs.existsSync(path.join(dir, 'single', 'a_seg.json')));
     assert.ok(!fs.existsSync(path.join(dir, 'single', 'predict.jsonl')), 'no log by default for a single output file');
+    // --spacing overrides the recorded preprocessing; the labels still come back on the input's grid.
+    const spaced = path.join(dir, 'spaced', 'a_seg.nii.gz');
+    const rs = await run(['--model', ckpt, '--input', path.join(images, 'a.nii.gz'), '--output', spaced, '--spacing', '2,2,2']);
+    assert.equal(rs.code, 0, rs.err);
+    const side = JSON.parse(fs.readFileSync(path.join(dir, 'spaced', 'a_seg.json'), 'utf8')) as { preprocess: { spacing: number[] }; model: { preprocessSource: string }; geometry: { size: number[] } };
+    assert.deepEqual(side.preprocess.spacing, [2, 2, 2]);
+    assert.match(side.model.preprocessSource, /explicit overrides/);
+    const single0 = JSON.parse(fs.readFileSync(path.join(dir, 'single', 'a_seg.json'), 'utf8')) as { geometry: { size: number[] } };
+    assert.deepEqual(side.geometry.size, single0.geometry.size);
+    await assert.rejects(run(['--model', ckpt, '--input', path.join(images, 'a.nii.gz'), '--output', spaced, '--spacing', '2,0,2']), /--spacing must be three positive numbers/);
     const csv = path.join(dir, 'list.csv');
     fs.writeFileSync(csv, 'id,image\n1,images/c.nrrd\n2,"images/b.nii.gz"\n');
     const out = path.join(dir, 'csvout');

@@ -35,6 +35,9 @@ Options:
                          file together with --model-config and --intensity
   --model-config C       preset name (pctnet-paper, pctnet-small, unet3d-volf, fmunet) or a JSON
                          model config file, for checkpoints that record none
+  --spacing X,Y,Z        resample to this spacing (mm) before the network and back afterwards; overrides
+                         the spacing recorded in the checkpoint (needed for checkpoints written before
+                         misfm recorded it, or for foreign checkpoints trained at a fixed spacing)
   --intensity I          ct-window[:LO,HI] (default window -1000,1000), zscore or none;
                          overrides the recorded normalisation (required for foreign checkpoints)
   --device D             cpu (default) or cuda
@@ -99,7 +102,7 @@ function parseCli(argv: string[]): PredictArgs {
       stride: { type: 'string' }, batch: { type: 'string' }, tta: { type: 'boolean' }, 'keep-largest': { type: 'string' },
       connectivity: { type: 'string' }, probabilities: { type: 'boolean' }, 'prob-classes': { type: 'string' },
       'prob-format': { type: 'string' }, duplicates: { type: 'string' }, format: { type: 'string' }, shard: { type: 'string' },
-      'skip-existing': { type: 'boolean' }, threads: { type: 'string' }, log: { type: 'string' },
+      'skip-existing': { type: 'boolean' }, threads: { type: 'string' }, log: { type: 'string' }, spacing: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -110,6 +113,11 @@ function parseCli(argv: string[]): PredictArgs {
   const load: LoadModelOptions = { device: v.device ?? 'cpu' };
   if (v['model-config'] !== undefined) load.modelConfig = v['model-config'];
   if (v.intensity !== undefined) load.preprocess = { intensity: parseIntensity(v.intensity) };
+  if (v.spacing !== undefined) {
+    const sp = v.spacing.split(',').map(Number);
+    if (sp.length !== 3 || !sp.every((x) => Number.isFinite(x) && x > 0)) throw new MisfmError('ARGUMENT', `--spacing must be three positive numbers X,Y,Z in mm, got '${v.spacing}'`);
+    load.preprocess = { ...load.preprocess, spacing: sp as [number, number, number] };
+  }
   const p: PredictOptions = {};
   if (v.window !== undefined) p.window = triple('window', v.window);
   if (v.stride !== undefined) p.stride = triple('stride', v.stride);
