@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { MisfmError } from '../util/errors.js';
 import { formatOf, listDicomSeries } from '../io/image/index.js';
 import type { CaseSource } from './manifest.js';
+import { splitCsvLine } from '../util/csv.js';
 
 /** One case to prepare. */
 export interface CaseSpec {
@@ -147,20 +148,6 @@ export function readCaseCsv(file: string): CaseSpec[] {
     const id = idCol >= 0 && (r[idCol] ?? '') !== '' ? safeId(r[idCol]!) : safeId(stemOf(img));
     out.push({ id, source, notes: [] });
   }
-  return out;
-}
-
-function splitCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let cur = '', quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!;
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') quoted = false; else cur += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') { out.push(cur.trim()); cur = ''; } else cur += ch;
-  }
-  out.push(cur.trim());
   return out;
 }
 

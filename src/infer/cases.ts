@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatOf } from '../io/image/index.js';
 import { MisfmError } from '../util/errors.js';
+import { splitCsvLine } from '../util/csv.js';
 
 /** One image to predict. */
 export interface PredictCaseSpec {
@@ -27,30 +28,15 @@ function stemOf(p: string): string {
   return f === undefined ? base : base.slice(0, base.length - f.ending.length);
 }
 
-/** Split one CSV line (commas, double-quoted fields with "" escapes). */
-function csvFields(line: string): string[] {
-  const out: string[] = [];
-  let cur = '', quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!;
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') quoted = false; else cur += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') { out.push(cur); cur = ''; } else cur += ch;
-  }
-  out.push(cur);
-  return out.map((f) => f.trim());
-}
-
 function casesFromCsv(file: string): PredictCaseSpec[] {
   const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = lines[0] === undefined ? [] : csvFields(lines[0]).map((h) => h.toLowerCase());
+  const header = lines[0] === undefined ? [] : splitCsvLine(lines[0]).map((h) => h.toLowerCase());
   const col = header.indexOf('image');
   if (col < 0) throw new MisfmError('DATA', `CSV has no 'image' column (header: ${header.join(', ') || 'empty'})`, { file });
   const dir = path.dirname(path.resolve(file));
   const cases: PredictCaseSpec[] = [];
   lines.slice(1).forEach((line, i) => {
-    const v = csvFields(line)[col];
+    const v = splitCsvLine(line)[col];
     if (v === undefined || v === '') throw new MisfmError('DATA', `row ${i + 2} has no image path`, { file });
     const input = path.resolve(dir, v);
     cases.push({ name: stemOf(input), input });
