@@ -15,7 +15,7 @@
 # interrupted pretraining resumes exactly, so re-running the command continues where it stopped.
 #
 # Knobs (environment): OUT, SHARED, PRETRAIN_ITERATIONS (400), FINETUNE_ITERATIONS (300), SEED (1),
-# THREADS (2). The labels are TotalSegmentator model outputs, not expert annotations, and one
+# THREADS (2), VALID_SAMPLES (16: fused held-out crops scored every 50 pretraining iterations). The labels are TotalSegmentator model outputs, not expert annotations, and one
 # training case and one test case make this a demonstration, not a benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,7 @@ PRE_IT=${PRETRAIN_ITERATIONS:-400}
 FT_IT=${FINETUNE_ITERATIONS:-300}
 SEED=${SEED:-1}
 THREADS=${THREADS:-2}
+VALID_SAMPLES=${VALID_SAMPLES:-16}
 CLASSES=1,5,6,52,63,79,86,87
 NAMES=spleen,liver,stomach,aorta,inferior_vena_cava,spinal_cord,autochthon_left,autochthon_right
 misfm() { node "$ROOT/bin/misfm.js" "$@"; }
@@ -51,9 +52,9 @@ misfm prepare "$OUT/data/labelled/images" --labels "$OUT/data/labelled/labels" -
 echo "== Volume Fusion pretraining ($PRE_IT iterations)"
 if [ ! -f "$OUT/pretrain/done" ]; then
   resume=(); [ -f "$OUT/pretrain/checkpoints/latest.pt" ] && resume=(--resume)
-  misfm pretrain --data "$OUT/cache-unlabelled" --out "$OUT/pretrain" --preset small --valid head04 \
+  misfm pretrain --data "$OUT/cache-unlabelled" --out "$OUT/pretrain" --preset small --valid head04 --valid-samples "$VALID_SAMPLES" \
     --iterations "$PRE_IT" --threads "$THREADS" --set training.seed="$SEED" --set training.validEvery=50 \
-    --set training.saveEvery=50 --set training.scheduler.stepSize=10000 "${resume[@]}"
+    --set training.saveEvery=50 "${resume[@]}"
   misfm plot "$OUT/pretrain"
   touch "$OUT/pretrain/done"
 fi

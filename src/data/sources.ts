@@ -12,6 +12,7 @@ import { MisfmError } from '../util/errors.js';
 import { formatOf, listDicomSeries } from '../io/image/index.js';
 import type { CaseSource } from './manifest.js';
 import { splitCsvLine } from '../util/csv.js';
+import { listEntries } from '../util/fs-entries.js';
 
 /** One case to prepare. */
 export interface CaseSpec {
@@ -77,25 +78,22 @@ const NOT_IMAGES = /\.(json|csv|txt|md|pkl|npz|npy|py|sh|log|jsonl|png|jpg|jpeg|
 
 interface Walk { files: string[]; dicomDirs: string[]; ignored: number }
 
-async function walk(dir: string, exclude: Set<string>, acc: Walk): Promise<void> {
+async function walk(dir: string, exclude: Set<string>, acc: Walk, visited = new Set<string>()): Promise<void> {
   let entries;
   try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
+    entries = await listEntries(dir, visited);
   } catch (err) {
     throw new MisfmError('DATA', `cannot list folder: ${err instanceof Error ? err.message : String(err)}`, { file: dir, cause: err });
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   let hasDicom = false;
   for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const p = path.join(dir, e.name);
-    if (exclude.has(p)) continue;
-    if (e.isDirectory()) {
-      await walk(p, exclude, acc);
-    } else if (e.isFile() || e.isSymbolicLink()) {
+    if (exclude.has(e.path)) continue;
+    if (e.kind === 'dir') {
+      await walk(e.path, exclude, acc, visited);
+    } else if (e.kind === 'file') {
       const f = formatOf(e.name);
-      if (f !== undefined && f.format !== 'dicom') acc.files.push(p);
-      else if (f?.format === 'dicom' || (!NOT_IMAGES.test(e.name) && await isDicomFile(p))) hasDicom = true;
+      if (f !== undefined && f.format !== 'dicom') acc.files.push(e.path);
+      else if (f?.format === 'dicom' || (!NOT_IMAGES.test(e.name) && await isDicomFile(e.path))) hasDicom = true;
       else acc.ignored++;
     }
   }
@@ -318,11 +316,11 @@ export async function pathFingerprint(p: string): Promise<string> {
   const h = createHash('sha1');
   if (st.isDirectory()) {
     const files: string[] = [];
+    const visited = new Set<string>();
     const rec = async (d: string): Promise<void> => {
-      for (const e of (await fsp.readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        const q = path.join(d, e.name);
-        if (e.isDirectory()) await rec(q);
-        else files.push(q);
+      for (const e of await listEntries(d, visited)) {
+        if (e.kind === 'dir') await rec(e.path);
+        else if (e.kind === 'file') files.push(e.path);
       }
     };
     await rec(p);

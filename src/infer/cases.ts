@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { formatOf } from '../io/image/index.js';
 import { MisfmError } from '../util/errors.js';
 import { splitCsvLine } from '../util/csv.js';
+import { entryKindSync } from '../util/fs-entries.js';
 
 /** One image to predict. */
 export interface PredictCaseSpec {
@@ -55,11 +56,12 @@ export function listCases(input: string): PredictCaseSpec[] {
   try { st = fs.statSync(input); } catch { throw new MisfmError('DATA', 'input not found', { file: input }); }
   let cases: PredictCaseSpec[];
   if (st.isDirectory()) {
-    const entries = fs.readdirSync(input, { withFileTypes: true });
-    const images = entries.filter((e) => e.isFile() && isImageFile(e.name)).map((e) => path.resolve(input, e.name));
+    // Links to files count as files (a cohort is often staged as a folder of links).
+    const files = fs.readdirSync(input, { withFileTypes: true }).filter((e) => entryKindSync(input, e) === 'file');
+    const images = files.filter((e) => isImageFile(e.name)).map((e) => path.resolve(input, e.name));
     if (images.length > 0) {
       cases = images.map((p) => ({ name: stemOf(p), input: p }));
-    } else if (entries.some((e) => e.isFile() && !e.name.startsWith('.'))) {
+    } else if (files.some((e) => !e.name.startsWith('.'))) {
       cases = [{ name: path.basename(path.resolve(input)), input: path.resolve(input) }];
     } else {
       throw new MisfmError('DATA', 'folder holds no image files and no DICOM files', { file: input });

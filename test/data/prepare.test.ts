@@ -309,6 +309,26 @@ test('a kill mid-run loses at most the case in flight: the journal is applied on
   }
 });
 
+test('discovery follows symbolic links to files and to DICOM series folders, and survives a link cycle', async () => {
+  const root = tempDir('links');
+  try {
+    const staged = path.join(root, 'staged');
+    fs.mkdirSync(path.join(staged, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'real.nii.gz'), '');
+    fs.symlinkSync(path.join(root, 'real.nii.gz'), path.join(staged, 'linked.nii.gz'));
+    fs.symlinkSync(DCM05, path.join(staged, 'series05'));
+    fs.symlinkSync(staged, path.join(staged, 'sub', 'loop'));
+    fs.symlinkSync(path.join(root, 'gone.nii.gz'), path.join(staged, 'broken.nii.gz'));
+    const d = await discoverCases([staged]);
+    assert.deepEqual(d.cases.map((c) => c.id).sort(), ['linked', 'series05']);
+    const dcm = d.cases.find((c) => c.id === 'series05')!;
+    assert.equal(dcm.modality, 'CT');
+    assert.equal(dcm.source.image, path.join(staged, 'series05'));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('discovery: nnU-Net dataset folders, CSV lists, DICOM series folders, labels folder, unique ids', async () => {
   const root = tempDir('disc');
   try {

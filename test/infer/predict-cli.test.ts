@@ -115,6 +115,12 @@ test('single file to a file, CSV input, and argument errors', async () => {
     // (predict.test.ts runs predictCase on it).
     const dicom = path.join(dataDir, '05_dcmqi_ct_3slice', 'dicom');
     assert.deepEqual(listCases(dicom), [{ name: 'dicom', input: dicom }]);
+    // A folder of links to image files (how a cohort is often staged) lists the linked images.
+    const linked = path.join(dir, 'linked');
+    fs.mkdirSync(linked);
+    fs.symlinkSync(path.join(images, 'a.nii.gz'), path.join(linked, 'a.nii.gz'));
+    fs.symlinkSync(path.join(images, 'c.nrrd'), path.join(linked, 'c.nrrd'));
+    assert.deepEqual(listCases(linked).map((c) => c.name), ['a', 'c']);
     await assert.rejects(run(['--input', csv, '--output', out]), /--model, --input and --output are required/);
     await assert.rejects(run(['--model', ckpt, '--input', images, '--output', path.join(dir, 'x.nii.gz')]), /is a file name but the input holds 4 cases/);
     await assert.rejects(run(['--model', ckpt, '--input', path.join(dir, 'missing'), '--output', out]), (e: unknown) => e instanceof MisfmError && /missing: input not found/.test(e.message));

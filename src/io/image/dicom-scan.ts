@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import type { Mat3, Vec3 } from '../volume.js';
 import { DicomError } from './errors.js';
 import { NeedMoreBytes, parseDicomHeader, type DicomHeader } from './dicom-header.js';
+import { listEntries } from '../../util/fs-entries.js';
 
 export interface DicomSlice { file: string; header: DicomHeader; /** Position along the normal (mm). */ z: number }
 
@@ -78,16 +79,12 @@ export async function readDicomHeader(file: string): Promise<DicomHeader | undef
   }
 }
 
-async function listFiles(folder: string, depth: number, out: string[]): Promise<void> {
-  const entries = await fs.readdir(folder, { withFileTypes: true });
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const p = path.join(folder, e.name);
-    if (e.isDirectory()) {
-      if (depth > 0) await listFiles(p, depth - 1, out);
-    } else if (e.isFile() || e.isSymbolicLink()) {
-      out.push(p);
+async function listFiles(folder: string, depth: number, out: string[], visited = new Set<string>()): Promise<void> {
+  for (const e of await listEntries(folder, visited)) {
+    if (e.kind === 'dir') {
+      if (depth > 0) await listFiles(e.path, depth - 1, out, visited);
+    } else if (e.kind === 'file') {
+      out.push(e.path);
     }
   }
 }
