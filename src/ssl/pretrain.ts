@@ -118,7 +118,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
 
   manualSeed(cfg.training.seed);
   const model = createModel(cfg.model) as TrainableModel;
-  if (cfg.training.initCheckpoint !== null && o.resume !== true) await initFromCheckpoint(model, cfg.training.initCheckpoint, log);
+  if (cfg.training.initCheckpoint !== null && o.resume !== true) await initFromCheckpoint(model, cfg.training.initCheckpoint, log, cfg);
   try {
     const summary = await train({
       model, config: cfg, runDir: o.runDir, quiet: o.quiet ?? false,

@@ -127,7 +127,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
 
   manualSeed(cfg.training.seed);
   const model = createModel(cfg.model) as unknown as TrainableModel;
-  if (cfg.training.initCheckpoint !== null && o.resume !== true) await initFromCheckpoint(model, cfg.training.initCheckpoint, log);
+  if (cfg.training.initCheckpoint !== null && o.resume !== true) await initFromCheckpoint(model, cfg.training.initCheckpoint, log, cfg);
   const d = cfg.data;
   const map = labelMapOf(cfg);
   const base: LoaderOptions = {

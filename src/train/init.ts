@@ -1,16 +1,57 @@
 /** Initialising a model from a checkpoint file: misfm, official MIS-FM / PyMIC .pt, or safetensors. */
-import { loadCheckpointFile } from '../io/checkpoint/index.js';
+import { isPyDict, loadCheckpointFile, type PyValue } from '../io/checkpoint/index.js';
 import { loadPretrained, formatPretrainedReport, type PretrainedReport } from '../models/pretrained.js';
 import type { SegmentationNetwork } from '../models/types.js';
 import type { Module } from '../nn/module.js';
+import type { RunConfig } from '../config/types.js';
+
+/** The run config recorded in a misfm checkpoint (`misfm.config`), or null for foreign checkpoints. */
+function recordedConfig(raw: PyValue): Record<string, unknown> | null {
+  if (!isPyDict(raw)) return null;
+  const m = raw.get('misfm');
+  if (!isPyDict(m)) return null;
+  const c = m.get('config');
+  if (typeof c !== 'string') return null;
+  try {
+    const v = JSON.parse(c) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch { return null; }
+}
+
+const show = (v: unknown): string => JSON.stringify(v ?? null);
+
+/**
+ * Where a run differs from the one that produced its init checkpoint in ways that change what the
+ * pretrained filters see: intensity normalisation and voxel spacing. Fine-tuning a network on
+ * inputs scaled differently from its pretraining silently wastes much of the pretraining, so
+ * each difference is named (a difference may be intended: these are notes, not errors).
+ */
+export function initMismatches(recorded: Record<string, unknown>, cfg: Pick<RunConfig, 'data'>): string[] {
+  const out: string[] = [];
+  const data = (typeof recorded['data'] === 'object' && recorded['data'] !== null ? recorded['data'] : {}) as Record<string, unknown>;
+  if (data['intensity'] !== undefined && show(data['intensity']) !== show(cfg.data.intensity)) {
+    out.push(`data.intensity: pretrained with ${show(data['intensity'])}, this run uses ${show(cfg.data.intensity)}`);
+  }
+  const spacingOf = (p: unknown): unknown => (typeof p === 'object' && p !== null ? (p as Record<string, unknown>)['spacing'] ?? null : null);
+  const was = spacingOf(data['preprocess']), now = spacingOf(cfg.data.preprocess);
+  if (data['preprocess'] !== undefined && cfg.data.preprocess !== null && show(was) !== show(now)) {
+    out.push(`voxel spacing: pretrained on ${was === null ? 'native spacing' : `${show(was)} mm`}, this run uses ${now === null ? 'native spacing' : `${show(now)} mm`}`);
+  }
+  return out;
+}
 
 /**
  * Load matching weights (by name and shape) and re-initialise heads whose class count differs.
- * The report is always printed: nothing is skipped silently.
+ * The report is always printed: nothing is skipped silently. With `cfg`, differences from the
+ * checkpoint's recorded preprocessing are printed too (see {@link initMismatches}).
  */
-export async function initFromCheckpoint(model: Module, file: string, log: (l: string) => void): Promise<PretrainedReport> {
+export async function initFromCheckpoint(model: Module, file: string, log: (l: string) => void, cfg?: Pick<RunConfig, 'data'>): Promise<PretrainedReport> {
   const ck = await loadCheckpointFile(file);
   const report = loadPretrained(model as SegmentationNetwork, ck.stateDict);
   log(`initialised from ${file}:\n${formatPretrainedReport(report)}`);
+  const recorded = cfg === undefined ? null : recordedConfig(ck.raw);
+  if (recorded !== null && cfg !== undefined) {
+    for (const m of initMismatches(recorded, cfg)) log(`note: ${m} (check that this is intended)`);
+  }
   return report;
 }

@@ -6,8 +6,12 @@ import path from 'node:path';
 import { applyOverrides, presetConfig } from '../../src/config/index.js';
 import { finetune } from '../../src/train/finetune.js';
 import { pretrain } from '../../src/ssl/pretrain.js';
+import { initMismatches } from '../../src/train/init.js';
 import { loadCheckpointFile } from '../../src/io/checkpoint/index.js';
 import { MisfmError } from '../../src/util/errors.js';
+import type { RunConfig } from '../../src/config/types.js';
+
+type RunConfigData = RunConfig['data'];
 import { buildCache, patternCT, tempDir, vol } from '../data/helpers.js';
 
 const tmp = tempDir('finetune');
@@ -47,6 +51,9 @@ test('fine-tuning: explicit validation cases, label values mapped to classes, a 
   const report = lines.join('\n');
   assert.match(report, /re-initialised \d+ output-layer tensors \(class count differs\)/);
   assert.match(report, /loaded \d+ tensors/);
+  // The small presets pretrain on a CT window and fine-tune on z-scores: the difference is named.
+  assert.match(report, /note: data\.intensity: pretrained with \{"kind":"ct-window","window":\[-1000,1000\]\}, this run uses \{"kind":"zscore"\}/);
+  assert.doesNotMatch(report, /voxel spacing/, 'same cache, same spacing: no note');
   const events = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const valid = events.find((e) => e['event'] === 'valid')!;
   assert.equal(typeof valid['dice_box'], 'number');
@@ -76,4 +83,19 @@ test('fine-tuning rejects unknown validation cases, a wrong task and --resume wi
     is('CONFIG', /task must be 'finetune' for misfm train, got 'pretrain'/));
   await assert.rejects(finetune({ config: cfg, data: [cache], runDir: path.join(tmp, 'e4'), quiet: true, resume: true, log: () => {} }),
     is('DATA', /--resume: no checkpoint to resume from/));
+});
+
+test('init mismatches: intensity and spacing differences are named, equal settings and foreign checkpoints are silent', () => {
+  const ct = { kind: 'ct-window' as const, window: [-1000, 1000] as [number, number] };
+  const data = (intensity: unknown, spacing: unknown): { data: Record<string, unknown> } =>
+    ({ data: { intensity, preprocess: { reorient: 'LPS', bodyCrop: false, spacing } } });
+  const run = (intensity: RunConfigData['intensity'], spacing: [number, number, number] | null): { data: RunConfigData } =>
+    ({ data: { ...presetConfig('small').data, intensity, preprocess: { reorient: 'LPS', bodyCrop: false, spacing } } });
+  assert.deepEqual(initMismatches(data(ct, [2, 2, 2]), run(ct, [2, 2, 2])), []);
+  assert.deepEqual(initMismatches(data(ct, [2, 2, 2]), run(ct, null)), ['voxel spacing: pretrained on [2,2,2] mm, this run uses native spacing']);
+  assert.deepEqual(initMismatches(data(ct, null), run({ kind: 'zscore' }, [1.5, 1, 1])), [
+    'data.intensity: pretrained with {"kind":"ct-window","window":[-1000,1000]}, this run uses {"kind":"zscore"}',
+    'voxel spacing: pretrained on native spacing, this run uses [1.5,1,1] mm',
+  ]);
+  assert.deepEqual(initMismatches({}, run({ kind: 'zscore' }, [2, 2, 2])), [], 'nothing recorded: nothing to compare');
 });
