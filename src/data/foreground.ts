@@ -13,7 +13,8 @@ import { crc32 } from 'node:zlib';
 import { MisfmError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { VoxelArray } from '../io/volume.js';
-import { missingOrUnreadable, readExact, tempName, writeAll } from './format.js';
+import { missingOrUnreadable, readExact, writeAll } from './format.js';
+import { writeAtomicWith } from '../util/atomic.js';
 
 const MAGIC = 'MISFMFG\0';
 const VERSION = 1;
@@ -89,22 +90,11 @@ export function writeForeground(file: string, fg: ForegroundSamples): void {
   head.writeUInt32LE(fg.classes.length, 12);
   fg.shape.forEach((s, i) => head.writeUInt32LE(s, 16 + 4 * i));
   head.writeUInt32LE(crc32(table), 28);
-  const tmp = tempName(file);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
+  writeAtomicWith(file, (fd) => {
     writeAll(fd, head);
     writeAll(fd, table);
     for (const c of fg.classes) writeAll(fd, new Uint8Array(c.indices.buffer, c.indices.byteOffset, c.indices.byteLength));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    if (fd !== undefined) { try { fs.closeSync(fd); } catch { /* keep the first error */ } }
-    fs.rmSync(tmp, { force: true });
-    throw new MisfmError('DATA', `cannot write foreground file: ${err instanceof Error ? err.message : String(err)}`, { file, cause: err });
-  }
+  }, (_stage, err) => new MisfmError('DATA', `cannot write foreground file: ${err instanceof Error ? err.message : String(err)}`, { file, cause: err }));
 }
 
 function corrupt(file: string, what: string): MisfmError {

@@ -19,18 +19,17 @@
  *   508 4  u32 CRC-32 of bytes 0..507 (detects a damaged header)
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { randomBytes } from 'node:crypto';
 import { MisfmError } from '../util/errors.js';
-import type { Mat3, Vec3, Volume, VoxelArray } from '../io/volume.js';
+import { voxelTypeOf, type Mat3, type Vec3, type Volume, type VoxelArray, type VoxelType } from '../io/volume.js';
+import { writeAtomicWith } from '../util/atomic.js';
 
 export const CACHE_MAGIC = 'MISFMVOL';
 export const CACHE_VERSION = 1;
 export const HEADER_BYTES = 512;
 
 /** Voxel types a cache file can hold. */
-export type CacheDType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'int32' | 'uint32' | 'float32' | 'float64';
+export type CacheDType = VoxelType;
 
 const DTYPE_CODES: Readonly<Record<CacheDType, number>> = {
   uint8: 1, int8: 2, uint16: 3, int16: 4, int32: 5, uint32: 6, float32: 7, float64: 8,
@@ -57,17 +56,8 @@ export interface CacheHeader {
   dataBytes: number;
 }
 
-/** The cache dtype of a voxel array. */
-export function dtypeOf(data: VoxelArray): CacheDType {
-  if (data instanceof Float32Array) return 'float32';
-  if (data instanceof Float64Array) return 'float64';
-  if (data instanceof Int32Array) return 'int32';
-  if (data instanceof Uint32Array) return 'uint32';
-  if (data instanceof Int16Array) return 'int16';
-  if (data instanceof Uint16Array) return 'uint16';
-  if (data instanceof Int8Array) return 'int8';
-  return 'uint8';
-}
+/** The cache dtype of a voxel array (cache dtypes are exactly the voxel types). */
+export const dtypeOf: (data: VoxelArray) => CacheDType = voxelTypeOf;
 
 /** A typed view of `bytes` (which must be aligned to the item size) for `dtype`. */
 export function viewAs(dtype: CacheDType, buf: ArrayBuffer, byteOffset = 0, length?: number): VoxelArray {
@@ -141,11 +131,6 @@ export function decodeHeader(b: Buffer, file: string, fileSize?: number): CacheH
   };
 }
 
-/** A temp name beside `file` (same folder, so the final rename is atomic). */
-export function tempName(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
 /**
  * Write a volume as a cache file atomically (temp file, fsync, rename). Returns the bytes written.
  * Voxels are stored in the volume's own dtype: cast before calling.
@@ -157,22 +142,11 @@ export function writeCacheFile(file: string, vol: Volume, kind: CacheKind): numb
     spacing: vol.spacing, origin: vol.origin, direction: vol.direction,
   });
   const body = new Uint8Array(vol.data.buffer, vol.data.byteOffset, vol.data.byteLength);
-  const tmp = tempName(file);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
+  writeAtomicWith(file, (fd) => {
     writeAll(fd, header);
     // Big-endian hosts would need a byte swap here; every platform Node ships on is little-endian.
     writeAll(fd, body);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    if (fd !== undefined) { try { fs.closeSync(fd); } catch { /* keep the first error */ } }
-    fs.rmSync(tmp, { force: true });
-    throw new MisfmError('DATA', `cannot write cache file: ${err instanceof Error ? err.message : String(err)}`, { file, cause: err });
-  }
+  }, (_stage, err) => new MisfmError('DATA', `cannot write cache file: ${err instanceof Error ? err.message : String(err)}`, { file, cause: err }));
   return header.length + body.length;
 }
 

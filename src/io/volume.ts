@@ -7,8 +7,6 @@
  * whose column c is the world direction of voxel axis c, so
  *   world = origin + direction * diag(spacing) * [i,j,k]^T
  */
-import type { DType } from '../engine/dtype.js';
-
 export type VoxelArray = Float32Array | Float64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
 
 export type Vec3 = [number, number, number];
@@ -28,8 +26,13 @@ export interface Volume {
 
 export const IDENTITY3: Mat3 = [1, 0, 0, 0, 1, 0, 0, 0, 1];
 
-/** The engine dtype matching a voxel array (uint32 has none: widened to int64 by callers). */
-export function voxelDType(data: VoxelArray): DType | 'uint32' | 'uint16' {
+/** The element type of a voxel array (one name per typed-array class). */
+export type VoxelType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
+
+export const VOXEL_TYPES: readonly VoxelType[] = ['uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'float64'];
+
+/** The voxel type of an array. */
+export function voxelTypeOf(data: VoxelArray): VoxelType {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Float64Array) return 'float64';
   if (data instanceof Int32Array) return 'int32';

@@ -10,7 +10,7 @@
  * captured; it becomes part of the error message on failure and a warning on success.
  */
 import type { Image } from '@itk-wasm/image-io';
-import type { Mat3, Vec3, Volume, VoxelArray } from '../volume.js';
+import { voxelTypeOf, VOXEL_TYPES, type Mat3, type Vec3, type Volume, type VoxelArray, type VoxelType } from '../volume.js';
 import { ImageIOError } from '../../util/errors.js';
 import { reasonOf } from './errors.js';
 
@@ -108,21 +108,8 @@ export class PipelineFailure extends Error {
   }
 }
 
-/** Voxel component types misfm keeps as they are. */
-export type VoxelType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
-
-export const VOXEL_TYPES: readonly VoxelType[] = ['uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'float64'];
-
-export function voxelTypeOf(data: VoxelArray): VoxelType {
-  if (data instanceof Float32Array) return 'float32';
-  if (data instanceof Float64Array) return 'float64';
-  if (data instanceof Int32Array) return 'int32';
-  if (data instanceof Uint32Array) return 'uint32';
-  if (data instanceof Int16Array) return 'int16';
-  if (data instanceof Uint16Array) return 'uint16';
-  if (data instanceof Int8Array) return 'int8';
-  return 'uint8';
-}
+/** Voxel component types misfm keeps as they are (defined in io/volume.ts). */
+export { voxelTypeOf, VOXEL_TYPES, type VoxelType };
 
 /** A new zeroed array of a voxel type. */
 export function allocVoxels(type: VoxelType, n: number): VoxelArray {
