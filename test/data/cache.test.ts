@@ -132,6 +132,15 @@ test('damaged cache files give errors naming the file and the problem', () => {
     const cv = CacheVolume.open(file);
     assert.throws(() => cv.readBox([0, 0, 1], [4, 5, 6]), /not inside the volume 4x5x6/);
     cv.close();
+    // Writes that cannot happen name the file and leave no temp file.
+    const noDir = path.join(dir, 'absent', 'b.mvol');
+    assert.throws(() => writeCacheFile(noDir, vol(data, [4, 5, 6]), 'image'),
+      (e: unknown) => e instanceof MisfmError && e.message.includes(noDir) && /cannot write cache file/.test(e.message));
+    const fgNoDir = path.join(dir, 'absent', 'b.fg');
+    assert.throws(() => writeForeground(fgNoDir, { shape: [6, 5, 4], classes: [] }),
+      (e: unknown) => e instanceof MisfmError && e.message.includes(fgNoDir) && /cannot write foreground file/.test(e.message));
+    assert.deepEqual(fs.readFileSync(file), good, 'the existing cache file is untouched');
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-')), [], 'no temp file left behind');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
