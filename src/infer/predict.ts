@@ -44,8 +44,12 @@ export interface PredictOptions {
   connectivity?: Connectivity;
   /** Duplicate-window handling (default 'weighted': reference weighting, each window computed once). */
   duplicates?: DuplicateMode;
-  /** Classes whose probability maps are written beside the labels. */
-  probabilities?: number[];
+  /**
+   * Classes whose probability maps are written beside the labels, named as the label map names
+   * them: by label value (the dataset's own values when the model was trained with data.labels,
+   * e.g. 5 for liver in TotalSegmentator numbering), by class name, or 'all' (every foreground class).
+   */
+  probabilities?: 'all' | readonly (number | string)[];
   /** 'float32' (default) or 'uint8' (round(p * 255)). */
   probabilityFormat?: 'float32' | 'uint8';
   /** Write the JSON sidecar (default true). */
@@ -122,6 +126,27 @@ export function windowFor(bundle: ModelBundle, requested?: Triple3): Triple3 {
   return [w[0], w[1], w[2]];
 }
 
+/**
+ * The network channels for a probability request. Classes are named as in the written label map
+ * (label value, or class name), never by channel index: with data.labels [1,5,6] channel 2 is
+ * written as value 5, and asking for 5 must give that class, not channel 5.
+ */
+export function probabilityChannels(bundle: Pick<ModelBundle, 'modelConfig' | 'labelValues' | 'classNames'>, spec: 'all' | readonly (number | string)[]): number[] {
+  const classNum = bundle.modelConfig.classNum;
+  if (spec === 'all') return Array.from({ length: classNum - 1 }, (_, i) => i + 1);
+  const values = bundle.labelValues ?? Array.from({ length: classNum }, (_, i) => i);
+  const names = bundle.classNames;
+  const known = values.map((v, i) => (names?.[i] !== undefined ? `${v} (${names[i]})` : String(v))).join(', ');
+  const out = new Set<number>();
+  for (const item of spec) {
+    const asNumber = typeof item === 'number' ? item : /^\d+$/.test(item.trim()) ? Number(item.trim()) : null;
+    const c = asNumber !== null ? values.indexOf(asNumber) : (names ?? []).indexOf(String(item).trim());
+    if (c < 0 || c >= classNum) throw new MisfmError('ARGUMENT', `probability class '${item}' is not one of the model's classes: ${known}`);
+    out.add(c);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
 function distinctValues(d: VoxelArray): number[] {
   const seen = new Set<number>();
   for (let i = 0; i < d.length; i++) seen.add(d[i]!);
@@ -137,11 +162,10 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
   const t0 = performance.now();
   const sidecar = (opts.sidecar ?? true) ? withImageSuffix(outputPath, '.json') : null;
   const ending = formatOf(outputPath)!.ending;
-  const probClasses = [...new Set(opts.probabilities ?? [])].sort((a, b) => a - b);
   const classNum = bundle.modelConfig.classNum;
-  for (const c of probClasses) {
-    if (!Number.isInteger(c) || c < 0 || c >= classNum) throw new MisfmError('ARGUMENT', `probability class ${c} is not one of the model's classes 0..${classNum - 1}`);
-  }
+  // Output channels, and the label value each is written under (file suffix, sidecar key).
+  const probClasses = probabilityChannels(bundle, opts.probabilities ?? []);
+  const valueOf = (c: number): number => bundle.labelValues?.[c] ?? c;
   const inf = bundle.inference;
   const window = windowFor(bundle, opts.window);
   // Only grids outlive this block: the voxel arrays of the input and its preprocessed copies can
@@ -200,7 +224,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
   for (const c of probClasses) {
     const p = seg.probabilities.get(c)!;
     const back = undoGeometry({ data: p, ...workGrid }, undo, 'linear');
-    const file = withImageSuffix(outputPath, `_prob${c}${ending}`);
+    const file = withImageSuffix(outputPath, `_prob${valueOf(c)}${ending}`);
     let data: VoxelArray = back.data;
     if (opts.probabilityFormat === 'uint8') {
       const u = new Uint8Array(data.length);
@@ -224,7 +248,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
       // Keys are the label values written in the map (the dataset's own values when the run had data.labels).
       classes: names === null ? null : Object.fromEntries(Array.from({ length: classNum }, (_, i) => [String(values?.[i] ?? i), names[i] ?? `class_${i}`])),
       labelsFound,
-      probabilities: probabilityFiles.length === 0 ? null : { format: opts.probabilityFormat ?? 'float32', files: Object.fromEntries(probClasses.map((c, i) => [String(c), path.basename(probabilityFiles[i]!)])) },
+      probabilities: probabilityFiles.length === 0 ? null : { format: opts.probabilityFormat ?? 'float32', files: Object.fromEntries(probClasses.map((c, i) => [String(valueOf(c)), path.basename(probabilityFiles[i]!)])) },
       geometry: source,
       model: { name: bundle.modelConfig.name, ...bundle.provenance },
       preprocess: bundle.preprocess,

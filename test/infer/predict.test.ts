@@ -12,10 +12,11 @@ import { voxelToWorld, type Vec3, type Volume } from '../../src/io/volume.js';
 import { CheckpointError, ImageIOError, MisfmError, ShapeError } from '../../src/util/errors.js';
 import { native } from '../../src/engine/native.js';
 import { loadModelForInference } from '../../src/infer/model.js';
-import { predictCase, windowFor } from '../../src/infer/predict.js';
+import { predictCase, probabilityChannels, windowFor } from '../../src/infer/predict.js';
 import { modelPredictor, slidingWindowSegment } from '../../src/infer/sliding-window.js';
 import { normalizeMeanStd } from '../../src/transforms/intensity.js';
 import { volumeToBatch } from '../../src/transforms/volume-tensor.js';
+import { presetConfig } from '../../src/config/defaults.js';
 import { dataDir, fixturesDir } from '../helpers.js';
 import { OBLIQUE_FLIPPED } from '../io/image-helpers.js';
 import { tempDir, thresholdBundle, writeTinyCheckpoint, writeVolume } from './helpers.js';
@@ -129,6 +130,42 @@ test('misfm checkpoint: model, intensity and window come from the stored config;
     assert.equal(side.model.configHash, bundle.provenance.configHash);
     assert.equal(side.inference.windowsComputed, seg.windowsComputed);
     assert.ok(side.inference.referenceWindows >= side.inference.windowsComputed);
+    bundle.model.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('probability maps are chosen and named by label value or class name, not by network channel', async () => {
+  const dir = tempDir('predict-probvalues');
+  try {
+    // Trained with data.labels: channel 1 is written as value 5 (liver), channel 2 as 7 (spleen).
+    const ckpt = path.join(dir, 'tiny.pt');
+    const base = presetConfig('small-finetune').data as unknown as Record<string, unknown>;
+    writeTinyCheckpoint(ckpt, { data: { ...base, labels: { values: [5, 7], names: ['liver', 'spleen'] } } });
+    const bundle = await loadModelForInference(ckpt);
+    assert.deepEqual(bundle.labelValues, [0, 5, 7]);
+    assert.deepEqual(probabilityChannels(bundle, [7]), [2]);
+    assert.deepEqual(probabilityChannels(bundle, ['spleen', '5']), [1, 2]);
+    assert.deepEqual(probabilityChannels(bundle, 'all'), [1, 2]);
+    // Channel numbers that are not label values are refused, naming what exists.
+    assert.throws(() => probabilityChannels(bundle, [2]), (e: unknown) => e instanceof MisfmError && /'2'/.test(e.message) && /5 \(liver\), 7 \(spleen\)/.test(e.message));
+    assert.throws(() => probabilityChannels(bundle, ['kidney']), /'kidney' is not one of the model's classes/);
+    const input = path.join(dir, 'img.nrrd');
+    await writeVolume(input, [18, 17, 9], (i, j, k) => Math.round(100 * Math.sin(i / 3) + 7 * j - 5 * k));
+    const out = path.join(dir, 'img.nii.gz');
+    const r = await predictCase(bundle, input, out, { probabilities: ['spleen'] });
+    assert.deepEqual(r.probabilityFiles.map((f) => path.basename(f)), ['img_prob7.nii.gz']);
+    const both = await predictCase(bundle, input, path.join(dir, 'all.nii.gz'), { probabilities: 'all' });
+    const [p5, p7] = await Promise.all(both.probabilityFiles.map((f) => readImage(f)));
+    assert.deepEqual(both.probabilityFiles.map((f) => path.basename(f)), ['all_prob5.nii.gz', 'all_prob7.nii.gz']);
+    // The spleen map written alone equals the spleen map of the 'all' run, not the liver map.
+    const alone = await readImage(r.probabilityFiles[0]!);
+    assert.deepEqual(Array.from(alone.data), Array.from(p7!.data));
+    assert.notDeepEqual(Array.from(alone.data), Array.from(p5!.data));
+    const side = JSON.parse(fs.readFileSync(path.join(dir, 'all.json'), 'utf8')) as { classes: Record<string, string>; probabilities: { files: Record<string, string> } };
+    assert.deepEqual(side.classes, { 0: 'background', 5: 'liver', 7: 'spleen' });
+    assert.deepEqual(side.probabilities.files, { 5: 'all_prob5.nii.gz', 7: 'all_prob7.nii.gz' });
     bundle.model.dispose();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import { JsonlLogger } from '../../util/jsonl.js';
 import { formatOf } from '../../io/image/index.js';
 import { setNumThreads } from '../../engine/creation.js';
 import { loadModelForInference, type InferenceIntensity, type LoadModelOptions, type ModelBundle } from '../../infer/model.js';
-import { predictCase, type PredictOptions } from '../../infer/predict.js';
+import { predictCase, probabilityChannels, type PredictOptions } from '../../infer/predict.js';
 import { listCases, outputPathFor, parseShard, shardCases } from '../../infer/cases.js';
 import type { DuplicateMode } from '../../infer/plan.js';
 import type { Triple3 } from '../../infer/windows.js';
@@ -49,7 +49,8 @@ Options:
   --keep-largest M       union | per-class: keep the largest connected component
   --connectivity C       6, 18 or 26 (default 26) for --keep-largest
   --probabilities        also write softmax probabilities of every foreground class
-  --prob-classes L       comma-separated classes to write probabilities for (implies --probabilities)
+  --prob-classes L       classes to write probabilities for, as label values or names (e.g. 5,spleen;
+                         implies --probabilities); files are <out>_prob<value>
   --prob-format F        float32 (default) or uint8 (probability x 255)
   --duplicates M         weighted (default: the reference's weighting, each window computed once),
                          reference (exact reference loop, duplicated windows computed again), once
@@ -139,11 +140,11 @@ function parseCli(argv: string[]): PredictArgs {
     p.connectivity = c;
   }
   if (v['prob-classes'] !== undefined) {
-    const cs = v['prob-classes'].split(',').map((s) => Number(s.trim()));
-    if (cs.some((c) => !Number.isSafeInteger(c) || c < 0)) throw new MisfmError('ARGUMENT', `--prob-classes must be class numbers like 1,2, got '${v['prob-classes']}'`);
-    p.probabilities = cs;
+    const cs = v['prob-classes'].split(',').map((s) => s.trim());
+    if (cs.some((c) => c === '')) throw new MisfmError('ARGUMENT', `--prob-classes must be label values or class names like 5,liver, got '${v['prob-classes']}'`);
+    p.probabilities = cs; // checked against the model's classes once it is loaded
   } else if (v.probabilities === true) {
-    p.probabilities = [-1]; // every foreground class; resolved once the model is loaded
+    p.probabilities = 'all';
   }
   if (v['prob-format'] !== undefined) {
     if (v['prob-format'] !== 'float32' && v['prob-format'] !== 'uint8') throw new MisfmError('ARGUMENT', `--prob-format must be float32 or uint8, got '${v['prob-format']}'`);
@@ -191,7 +192,8 @@ export async function runPredict(argv: string[], io: PredictIO): Promise<number>
   const t0 = performance.now();
   try {
     const bundle: ModelBundle = await loadModelForInference(args.model, args.load);
-    if (args.predict.probabilities?.[0] === -1) args.predict.probabilities = Array.from({ length: bundle.modelConfig.classNum - 1 }, (_, i) => i + 1);
+    // A bad class name fails here, once, not as one failed case per input.
+    if (args.predict.probabilities !== undefined) probabilityChannels(bundle, args.predict.probabilities);
     log?.log({
       event: 'start', model: bundle.provenance.checkpoint, network: bundle.modelConfig.name, configHash: bundle.provenance.configHash,
       input: path.resolve(args.input), output: path.resolve(args.output), cases: cases.length, totalCases: all.length,
