@@ -38,6 +38,13 @@ const PAPER: RunConfig = {
     labels: null,                              // misfm: label values as stored
     flips: { depth: true, height: true, width: true }, // spec 2.1: RandomFlip_flip_{depth,height,width} = True
     flipProbability: 0.5,                      // spec 3.1: each axis with p 0.5
+    augment: {                                 // misfm: off (p 0) as in the reference; ranges in normalised units / voxels
+      noise: { p: 0, range: [0, 0.05] },       // std; 0.05 = 50 HU with the [-1000, 1000] CT window
+      blur: { p: 0, range: [0.5, 1.5] },       // sigma, voxels
+      brightness: { p: 0, range: [0.75, 1.25] },
+      contrast: { p: 0, range: [0.75, 1.25] },
+      lowResolution: { p: 0, range: [0.5, 1] }, // zoom of the simulated coarse grid
+    },
   },
   ssl: {
     mode: 'blocks',                            // spec 2.1: the batch-level algorithm matching the paper

@@ -29,6 +29,8 @@ export interface LabelsConfig {
   names: string[];
 }
 
+import type { AugmentSpec } from '../data/augment.js';
+
 export interface DataConfig {
   /** Preprocessed case cache (a folder or index file written by the preprocessing step), or null. */
   cache: string | null;
@@ -61,6 +63,12 @@ export interface DataConfig {
   /** Random flip per axis, each applied with `flipProbability`. */
   flips: Record<Axis, boolean>;
   flipProbability: number;
+  /**
+   * Fine-tuning: intensity/texture augmentation of each crop after normalisation (each operation
+   * with its probability p, strength uniform in range; see data/augment.ts). All p = 0 by default,
+   * as in the reference. Pretraining ignores it.
+   */
+  augment: AugmentSpec;
 }
 
 export const FUSION_MODES = ['blocks', 'grid'] as const;

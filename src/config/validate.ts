@@ -13,6 +13,7 @@ import {
   type DataConfig, type LabelsConfig, type InferenceConfig, type IntensityConfig, type OutputConfig, type RunConfig, type SchedulerConfig,
   type SslConfig, type TrainingConfig, type Triple,
 } from './types.js';
+import type { AugmentOp, AugmentSpec } from '../data/augment.js';
 
 /** Top-level keys of a run config. */
 export const TOP_KEYS = ['task', 'model', 'data', 'ssl', 'training', 'inference', 'output'] as const;
@@ -50,6 +51,18 @@ const intensity: Check<IntensityConfig> = (v, path) => {
   return { kind, window: w };
 };
 
+/** One augmentation {p, range}: range [min, max] with min <= max, min > 0 (or >= 0), max <= maxHi. */
+function augmentOp(o: { positive: boolean; maxHi?: number }): Check<AugmentOp> {
+  return (v, path) => {
+    const s = section<AugmentOp>(v, path, { p: prob, range: list(num(), { len: 2 }) as Check<[number, number]> });
+    const [lo, hi] = s.range;
+    if (lo > hi) fail(`${path}.range`, `must be [min, max] with min <= max, got ${show(s.range)}`);
+    if (o.positive ? !(lo > 0) : !(lo >= 0)) fail(`${path}.range`, `must be ${o.positive ? '> 0' : '>= 0'}, got ${show(s.range)}`);
+    if (o.maxHi !== undefined && hi > o.maxHi) fail(`${path}.range`, `must not exceed ${o.maxHi}, got ${show(s.range)}`);
+    return s;
+  };
+}
+
 const data: Check<DataConfig> = sectionOf<DataConfig>({
   cache: optPath,
   preprocess: nullable((v, path) => {
@@ -72,6 +85,13 @@ const data: Check<DataConfig> = sectionOf<DataConfig>({
   }),
   flips: sectionOf<Record<(typeof AXES)[number], boolean>>({ depth: bool, height: bool, width: bool }),
   flipProbability: prob,
+  augment: sectionOf<AugmentSpec>({
+    noise: augmentOp({ positive: false }),
+    blur: augmentOp({ positive: true }),
+    brightness: augmentOp({ positive: true }),
+    contrast: augmentOp({ positive: true }),
+    lowResolution: augmentOp({ positive: true, maxHi: 1 }),
+  }),
 });
 
 const ssl: Check<SslConfig> = (v, path) => {

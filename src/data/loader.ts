@@ -11,6 +11,7 @@
  * Memory is bounded: at most `prefetch` batches exist at a time (being made or waiting to be
  * consumed); a new one is requested only when the consumer takes one.
  */
+import { augmentActive, checkAugment, type AugmentSpec } from './augment.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -54,6 +55,8 @@ export interface LoaderOptions {
   foregroundP?: number;
   /** Segment mode: label value -> class index (others become 0). Default: values as stored. */
   labelMap?: Record<number, number>;
+  /** Segment mode: intensity/texture augmentation of each crop. Default none. */
+  augment?: AugmentSpec;
   /** Only these cases (ids). Default: every usable case. */
   caseIds?: readonly string[];
   /** Case order: 'epoch' (each case once per epoch, shuffled per epoch) or 'random' (with replacement). Default 'epoch'. */
@@ -189,6 +192,7 @@ export class Loader implements AsyncIterable<Batch> {
       mode, cropSize: [...cropSize], seed, pad: opts.pad ?? { mode: 'constant' }, intensity, flip, foregroundP: fgP,
       ...(opts.labelMap !== undefined ? { labelMap: Object.entries(opts.labelMap).map(([k, v]) => [Number(k), v] as [number, number]) } : {}),
       ...(opts.strategy !== undefined ? { strategy: opts.strategy } : {}),
+      ...(augmentActive(opts.augment) ? { augment: checkAugment(opts.augment) } : {}),
     };
     return new Loader(opts, cases, config);
   }

@@ -9,6 +9,7 @@ import { MisfmError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { VoxelArray } from '../io/volume.js';
 import { readCrop, startRange, type PadSpec } from './crop.js';
+import { augmentActive, augmentCrop, type AugmentRecord, type AugmentSpec } from './augment.js';
 import { readForeground, type ForegroundSamples } from './foreground.js';
 import { affineFor, flipInto, flipLabelsInto, type CustomIntensity, type FlipSpec, type IntensitySpec } from './intensity.js';
 import { CacheVolume, type Box3, type ReadStrategy } from './reader.js';
@@ -37,6 +38,8 @@ export interface SamplerConfig {
   foregroundP: number;
   /** Label value -> class index; values not listed become 0. Undefined keeps values. */
   labelMap?: [number, number][];
+  /** Intensity/texture augmentation of segment-mode crops (after normalisation and flips). */
+  augment?: AugmentSpec;
   /** Read pattern (default auto). */
   strategy?: ReadStrategy;
   /** Cache files kept open per worker. Default 32. */
@@ -52,6 +55,8 @@ export interface SampleInfo {
   flips: [boolean, boolean, boolean];
   /** The class the crop was centred on, or null for a uniformly placed crop. */
   foregroundClass: number | null;
+  /** Augmentations applied and their drawn strengths (segment mode with `augment` only). */
+  augment?: AugmentRecord;
 }
 
 /** A batch as produced by a worker: samples stacked along the first axis, (N, D, H, W) C order. */
@@ -186,6 +191,8 @@ export class SampleMaker {
       f32.set(raw);
       flipInto(f32, cfg.cropSize, flips, image, offset, affineFor(cfg.intensity, c.stats, c.id));
     }
+    const augment = seg && augmentActive(cfg.augment)
+      ? augmentCrop(image.subarray(offset, offset + raw.length), cfg.cropSize, cfg.augment, rng.fork(2)) : undefined;
     if (label !== undefined) {
       const lab = this.open(c.labelFile!);
       if (lab.shape.some((s, a) => s !== shape[a])) {
@@ -194,7 +201,7 @@ export class SampleMaker {
       const lraw = readCrop(lab, start, cfg.cropSize, cfg.pad.mode === 'reflect' ? cfg.pad : { mode: 'constant', value: 0 }, cfg.strategy);
       flipLabelsInto(this.lut !== undefined ? mapLabels(lraw, this.lut) : lraw, cfg.cropSize, flips, label, offset);
     }
-    return { index, caseId: c.id, start, flips, foregroundClass: fgClass };
+    return { index, caseId: c.id, start, flips, foregroundClass: fgClass, ...(augment !== undefined ? { augment } : {}) };
   }
 
   private f32 = new Float32Array(0);

@@ -3,6 +3,7 @@
  * cache (prepared automatically from a raw folder), fused batches, the model, the shared trainer,
  * and a pseudo-segmentation Dice on a fixed, seeded set of fused samples from held-out scans.
  */
+import { augmentActive } from '../data/augment.js';
 import type { RunConfig } from '../config/types.js';
 import { fusionMaskOptions } from '../config/derive.js';
 import { readyCases } from '../data/manifest.js';
@@ -103,6 +104,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     ? explicitSplit(all, o.validCases, { item: 'scan', held: 'held-out', pool: 'the data' })
     : splitHeldOut(all, cfg.training.seed);
   if (split.valid.length === 0) log(`note: only ${all.length} scan(s): validation uses separately seeded crops of the training scans`);
+  if (augmentActive(cfg.data.augment)) log('note: data.augment applies to fine-tuning only; Volume Fusion pretraining ignores it');
   const K = cfg.ssl.levels;
   const mask = fusionMaskOptions(cfg.ssl);
   const base = loaderOptions(cfg, cache);

@@ -135,6 +135,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     intensity: d.intensity.kind === 'ct-window' ? { name: 'ct-window', lo: d.intensity.window[0], hi: d.intensity.window[1] } : { name: 'zscore' },
     flip: { axes: [d.flips.depth, d.flips.height, d.flips.width], p: d.flipProbability },
     foregroundP: d.foregroundOversample, caseIds: split.train, ...(map !== undefined ? { labelMap: map } : {}),
+    augment: d.augment,
   };
   const validCases = cases.filter((c) => split.valid.includes(c.id));
   try {
