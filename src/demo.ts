@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { packageRoot } from './engine/native.js';
-import { presetConfig, applyOverrides } from './config/index.js';
+import { presetConfig, applyOverrides, type RunConfig } from './config/index.js';
 import { pretrain } from './ssl/pretrain.js';
 import { finetune } from './train/finetune.js';
 import { loadModelForInference } from './infer/model.js';
@@ -38,6 +38,30 @@ export interface DemoResult {
   seconds: number;
 }
 
+/** The demo's pretraining config: the small preset with the given budget, validated twice. */
+export function demoPretrainConfig(iterations: number, runDir: string): RunConfig {
+  const vEvery = Math.max(1, Math.floor(iterations / 2));
+  return applyOverrides(presetConfig('small'), [
+    `training.iterations=${iterations}`, `training.validEvery=${vEvery}`, `training.saveEvery=${vEvery}`,
+    `training.scheduler.stepSize=${Math.max(vEvery, iterations)}`, `output.dir=${JSON.stringify(runDir)}`,
+  ]);
+}
+
+/**
+ * The demo's fine-tuning config: the small fine-tuning preset on the demo organs, initialised from
+ * the pretraining checkpoint and normalising intensities as the pretraining did (the preset's
+ * z-score would feed the pretrained network inputs it never saw).
+ */
+export function demoFinetuneConfig(iterations: number, runDir: string, initCheckpoint: string, pretrainConfig: RunConfig): RunConfig {
+  return applyOverrides(presetConfig('small-finetune'), [
+    `data.labels=${JSON.stringify(DEMO_CLASSES)}`, `model.classNum=${DEMO_CLASSES.values.length + 1}`,
+    `data.intensity=${JSON.stringify(pretrainConfig.data.intensity)}`,
+    `training.iterations=${iterations}`, `training.validEvery=${iterations}`, `training.saveEvery=${iterations}`,
+    `training.initCheckpoint=${JSON.stringify(initCheckpoint)}`, 'data.foregroundOversample=0.66',
+    `output.dir=${JSON.stringify(runDir)}`,
+  ]);
+}
+
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = Date.now();
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -52,22 +76,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   log(`\n[1/4] Volume Fusion pretraining on ${images} (${o.pretrainIterations} iterations, small PCT-Net)`);
   const pretrainRun = path.join(out, 'pretrain');
-  const vEvery = Math.max(1, Math.floor(o.pretrainIterations / 2));
-  const pcfg = applyOverrides(presetConfig('small'), [
-    `training.iterations=${o.pretrainIterations}`, `training.validEvery=${vEvery}`, `training.saveEvery=${vEvery}`,
-    `training.scheduler.stepSize=${Math.max(vEvery, o.pretrainIterations)}`, `output.dir=${JSON.stringify(pretrainRun)}`,
-  ]);
+  const pcfg = demoPretrainConfig(o.pretrainIterations, pretrainRun);
   const p = await pretrain({ config: pcfg, data: [images], runDir: pretrainRun, quiet: q, log });
   log(`      pseudo-segmentation Dice ${p.best?.score.toFixed(4) ?? 'n/a'}; loss ${p.lastLoss.toFixed(4)}; ${p.secondsPerIteration.toFixed(1)} s/iteration`);
 
   log(`\n[2/4] fine-tuning on the labelled abdomen CT (${DEMO_CLASSES.names.join(', ')}; ${o.finetuneIterations} iterations, from the pretrained weights)`);
   const finetuneRun = path.join(out, 'finetune');
-  const fcfg = applyOverrides(presetConfig('small-finetune'), [
-    `data.labels=${JSON.stringify(DEMO_CLASSES)}`, `model.classNum=${DEMO_CLASSES.values.length + 1}`,
-    `training.iterations=${o.finetuneIterations}`, `training.validEvery=${o.finetuneIterations}`, `training.saveEvery=${o.finetuneIterations}`,
-    `training.initCheckpoint=${JSON.stringify(p.checkpoints.best ?? p.checkpoints.latest)}`, 'data.foregroundOversample=0.66',
-    `output.dir=${JSON.stringify(finetuneRun)}`,
-  ]);
+  const fcfg = demoFinetuneConfig(o.finetuneIterations, finetuneRun, p.checkpoints.best ?? p.checkpoints.latest, pcfg);
   const f = await finetune({ config: fcfg, data: [abdomen], labelsDir: labels, runDir: finetuneRun, quiet: q, log });
 
   log('\n[3/4] sliding-window prediction');

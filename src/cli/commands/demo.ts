@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { runDemo } from '../../demo.js';
+import { positiveInt } from '../args.js';
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -19,15 +20,18 @@ the scan the model was fine-tuned on: it shows the pipeline works, not how well 
     });
     const r = await runDemo({
       out: values.out ?? 'runs/demo',
-      pretrainIterations: Number(values['pretrain-iterations'] ?? 12),
-      finetuneIterations: Number(values['finetune-iterations'] ?? 16),
+      pretrainIterations: positiveInt('pretrain-iterations', values['pretrain-iterations'] ?? '12'),
+      finetuneIterations: positiveInt('finetune-iterations', values['finetune-iterations'] ?? '16'),
       quiet: values.quiet ?? false,
     });
     process.stdout.write(`\n${r.table}\n\nOutputs (${r.seconds.toFixed(0)} s in all):\n` +
       `  pretraining run   ${r.pretrainRun}  (checkpoints/, metrics.jsonl, curves.png)\n` +
       `  fine-tuning run   ${r.finetuneRun}  (checkpoints/, metrics.jsonl, curves.png)\n` +
       `  segmentation      ${r.prediction}  (+ .json sidecar with class names)\n` +
-      `  evaluation        ${r.reportJson}  (+ evaluation.csv)\n`);
+      `  evaluation        ${r.reportJson}  (+ evaluation.csv)\n\n` +
+      'This budget only shows that every stage runs; its scores are near zero. A measured run (about 2 h\n' +
+      'on 2 cores, bash experiments/volf-vs-scratch.sh) reaches liver Dice 0.81 on a held-out scan:\n' +
+      'docs/results/volf-vs-scratch.md.\n');
     return 0;
   },
 };

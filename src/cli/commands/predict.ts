@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { MisfmError } from '../../util/errors.js';
+import { positiveInt } from '../args.js';
 import { Progress, formatDuration, type ProgressStream } from '../../util/progress.js';
 import { JsonlLogger } from '../../util/jsonl.js';
 import { formatOf } from '../../io/image/index.js';
@@ -71,12 +72,6 @@ function triple(name: string, text: string): Triple3 {
   const v = text.split(',').map((s) => Number(s.trim()));
   if (v.length !== 3 || v.some((x) => !Number.isSafeInteger(x) || x < 1)) throw new MisfmError('ARGUMENT', `--${name} must be three positive integers D,H,W, got '${text}'`);
   return [v[0]!, v[1]!, v[2]!];
-}
-
-function positiveInt(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new MisfmError('ARGUMENT', `--${name} must be a positive integer, got '${text}'`);
-  return n;
 }
 
 /** Parse --intensity. */

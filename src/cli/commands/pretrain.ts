@@ -4,6 +4,7 @@ import type { Command } from '../command.js';
 import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
 import { pretrain } from '../../ssl/pretrain.js';
 import { MisfmError } from '../../util/errors.js';
+import { positiveInt } from '../args.js';
 
 const USAGE = `Usage: misfm pretrain --data CACHE_OR_FOLDER... --out RUN_DIR [options]
 
@@ -24,12 +25,6 @@ Options:
   --threads N          libtorch threads
   -q, --quiet          no progress bar (JSON lines are always written)`;
 
-function positiveInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new MisfmError('ARGUMENT', `${flag} must be a positive integer, got '${text}'`);
-  return n;
-}
-
 export const pretrainCommand: Command = {
   name: 'pretrain',
   summary: 'Volume Fusion self-supervised pretraining on unlabelled scans',
@@ -39,7 +34,7 @@ export const pretrainCommand: Command = {
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required (a cache or image folder)');
     const config = resolveRunConfig(values, 'paper');
     const r = await pretrain({ config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
-      ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt(values['valid-samples'], '--valid-samples') } : {}),
+      ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt('valid-samples', values['valid-samples']) } : {}),
       ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()).filter((s) => s !== '') } : {}),
     });
     process.stdout.write(
