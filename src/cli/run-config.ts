@@ -6,6 +6,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { loadConfig, presetConfig, applyOverrides, PRESETS, type RunConfig, type PresetName } from '../config/index.js';
 import { MisfmError } from '../util/errors.js';
+import { parsePrecision } from '../engine/precision.js';
 
 /** parseArgs option specs shared by pretrain/train. */
 export const RUN_OPTIONS = {
@@ -16,6 +17,7 @@ export const RUN_OPTIONS = {
   out: { type: 'string', short: 'o' },
   resume: { type: 'boolean' },
   threads: { type: 'string' },
+  precision: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
 } as const;
 
@@ -27,6 +29,7 @@ export interface RunArgs {
   out?: string | undefined;
   resume?: boolean | undefined;
   threads?: string | undefined;
+  precision?: string | undefined;
 }
 
 /**
@@ -38,6 +41,7 @@ export function resolveRunConfig(a: RunArgs, defaultPreset: PresetName): RunConf
   const overrides = [...(a.set ?? [])];
   if (a.iterations !== undefined) overrides.push(`training.iterations=${a.iterations}`);
   if (a.threads !== undefined) overrides.push(`training.threads=${a.threads}`);
+  if (a.precision !== undefined) overrides.push(`training.precision=${JSON.stringify(parsePrecision(a.precision))}`);
   overrides.push(`output.dir=${JSON.stringify(path.resolve(a.out))}`);
   if (a.preset !== undefined && !(PRESETS as readonly string[]).includes(a.preset)) {
     throw new MisfmError('ARGUMENT', `--preset must be one of ${PRESETS.join(', ')}, got '${a.preset}'`);

@@ -85,6 +85,7 @@ const PAPER: RunConfig = {
     classWeights: null,                        // spec 2.3: no class weights
     seed: 1,                                   // spec 2.3: seed_torch(random_seed=1)
     threads: null,
+    precision: 'fp32',                         // misfm: bf16/auto are opt-in (ARCHITECTURE.md)
     activationCheckpointing: false,
     initCheckpoint: null,
     initMode: 'weights',                       // spec 3.1: ckpt_init_mode = 0

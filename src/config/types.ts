@@ -155,6 +155,12 @@ export interface TrainingConfig {
   seed: number;
   /** libtorch intra-op threads; null = the engine's default (all cores or MISFM_NUM_THREADS). */
   threads: number | null;
+  /**
+   * Compute precision of forward/backward (engine/precision.ts): fp32 (default), bf16 (autocast-like:
+   * convolutions/matmuls in bfloat16, norms, softmax, losses in fp32, fp32 weights and optimizer
+   * state) or auto (bf16 only where the CPU has avx512_bf16/amx_bf16, or on CUDA).
+   */
+  precision: 'fp32' | 'bf16' | 'auto';
   /** Recompute activations in backward to save memory. */
   activationCheckpointing: boolean;
   /** Checkpoint to start from (e.g. a pretrained model for fine-tuning), or null. */

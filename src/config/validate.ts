@@ -139,6 +139,7 @@ const training: Check<TrainingConfig> = (v, path) => {
     classWeights: nullable(list(nonNeg, { min: 1 })),
     seed: int({ min: 0 }),
     threads: nullable(int({ min: 1, max: 1024 })),
+    precision: oneOf(['fp32', 'bf16', 'auto'] as const),
     activationCheckpointing: bool,
     initCheckpoint: optPath,
     initMode: oneOf(INIT_MODES),

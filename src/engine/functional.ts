@@ -7,6 +7,7 @@ import { call1, callOp } from './call.js';
 import { native } from './native.js';
 import { isGradEnabled } from './creation.js';
 import { SCALAR_TYPE } from './dtype.js';
+import { lowPrecisionFor, runInBf16 } from './precision.js';
 import { ShapeError, fmtShape } from '../util/errors.js';
 
 export type Int3 = number | readonly [number, number, number];
@@ -40,6 +41,7 @@ export function conv3d(x: Tensor, w: Tensor, b: Tensor | null = null, o: ConvOpt
   convCheck('conv3d', x, w, 3, g, false);
   const stride = ntuple(o.stride ?? 1, 3, 'conv3d', 'stride'), padding = ntuple(o.padding ?? 0, 3, 'conv3d', 'padding');
   const dilation = ntuple(o.dilation ?? 1, 3, 'conv3d', 'dilation');
+  if (lowPrecisionFor(x.dtype)) return runInBf16([x, w, b], ([xc, wc, bc]) => call1('conv3d', [xc, wc, bc, stride, padding, dilation, g]));
   if (useOneDnnForward(x, w, g)) return call1('mkldnn_convolution', [x, w, b, padding, stride, dilation, g]);
   return call1('conv3d', [x, w, b, stride, padding, dilation, g]);
 }
@@ -61,6 +63,7 @@ function useOneDnnForward(x: Tensor, w: Tensor, groups: number): boolean {
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: ConvOptions = {}): Tensor {
   const g = o.groups ?? 1;
   convCheck('conv2d', x, w, 2, g, false);
+  if (lowPrecisionFor(x.dtype)) return runInBf16([x, w, b], ([xc, wc, bc]) => conv2d(xc!, wc!, bc, o));
   return call1('conv2d', [x, w, b, ntuple(o.stride ?? 1, 2, 'conv2d', 'stride'), ntuple(o.padding ?? 0, 2, 'conv2d', 'padding'), ntuple(o.dilation ?? 1, 2, 'conv2d', 'dilation'), g]);
 }
 export interface ConvTransposeOptions extends ConvOptions { outputPadding?: number | readonly number[]; }
@@ -68,6 +71,8 @@ export interface ConvTransposeOptions extends ConvOptions { outputPadding?: numb
 export function convTranspose3d(x: Tensor, w: Tensor, b: Tensor | null = null, o: ConvTransposeOptions = {}): Tensor {
   const g = o.groups ?? 1;
   convCheck('conv_transpose3d', x, w, 3, g, true);
+  // Stays float32 under the bf16 policy: libtorch 1.13's bfloat16 conv_transpose3d checks the
+  // weight as if it were a plain convolution and fails ("expected input ... to have Cout channels").
   return call1('conv_transpose3d.input', [x, w, b, ntuple(o.stride ?? 1, 3, 'conv_transpose3d', 'stride'), ntuple(o.padding ?? 0, 3, 'conv_transpose3d', 'padding'),
     ntuple(o.outputPadding ?? 0, 3, 'conv_transpose3d', 'outputPadding'), g, ntuple(o.dilation ?? 1, 3, 'conv_transpose3d', 'dilation')]);
 }
@@ -75,6 +80,7 @@ export function convTranspose3d(x: Tensor, w: Tensor, b: Tensor | null = null, o
 export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   const s = x.shape;
   if (s[s.length - 1] !== w.shape[1]) throw new ShapeError('linear', `input ${fmtShape(s)} last dim does not match weight ${fmtShape(w.shape)}`);
+  if (lowPrecisionFor(x.dtype)) return runInBf16([x, w, b], ([xc, wc, bc]) => call1('linear', [xc, wc, bc]));
   return call1('linear', [x, w, b]);
 }
 

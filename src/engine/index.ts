@@ -7,3 +7,4 @@ export { callOp, opSchema } from './call.js';
 export { native, packageRoot } from './native.js';
 export * from './dtype.js';
 export { checkpoint, isRecomputing, pendingCheckpoints } from './checkpoint.js';
+export * from './precision.js';

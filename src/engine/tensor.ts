@@ -10,6 +10,7 @@ import { track } from './scope.js';
 import { callOp, call1 } from './call.js';
 import { dtypeFromCode, SCALAR_TYPE, type DType, type AnyTypedArray, typedView } from './dtype.js';
 import { MisfmError, ShapeError, fmtShape } from '../util/errors.js';
+import { lowPrecisionFor, runInBf16 } from './precision.js';
 
 /** A scalar or a tensor operand. */
 export type Operand = Tensor | number | boolean;
@@ -306,11 +307,14 @@ export class Tensor {
 
   // ---------------------------------------------------------------- linear algebra
 
+  /** Matrix product; under the bf16 compute policy (./precision.ts) float32 operands run in bfloat16. */
   matmul(o: Tensor): Tensor {
+    if (lowPrecisionFor(this.dtype)) return runInBf16([this, o], ([a, b]) => call1('matmul', [a, b]));
     return call1('matmul', [this, o]);
   }
   bmm(o: Tensor): Tensor {
     if (this.ndim !== 3 || o.ndim !== 3) throw new ShapeError('bmm', `expected two rank-3 tensors, got ${fmtShape(this.shape)} and ${fmtShape(o.shape)}`);
+    if (lowPrecisionFor(this.dtype)) return runInBf16([this, o], ([a, b]) => call1('bmm', [a, b]));
     return call1('bmm', [this, o]);
   }
 

@@ -28,6 +28,7 @@ import { keepLargestComponent, type Connectivity, type KeepLargestMode } from '.
 import type { DuplicateMode, BlendMode } from './plan.js';
 import type { ModelBundle } from './model.js';
 import type { Triple3 } from './windows.js';
+import { withPrecision, type Precision } from '../engine/precision.js';
 
 /** Options of predictCase; unset values come from the bundle's inference config, then the reference defaults. */
 export interface PredictOptions {
@@ -36,6 +37,8 @@ export interface PredictOptions {
   overlap?: number;
   stride?: Triple3;
   batchSize?: number;
+  /** Compute precision of the network (engine/precision.ts); default fp32. Accumulation stays fp32. */
+  precision?: Precision;
   blend?: BlendMode;
   sigmaScale?: number;
   /** TTA flip axes (0 = D, 1 = H, 2 = W). */
@@ -181,7 +184,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
   let seg: SegmentResult;
   try {
     const stride = opts.stride ?? (opts.overlap === undefined && inf?.stride != null ? inf.stride : undefined);
-    seg = slidingWindowSegment(modelPredictor(bundle.model), image, {
+    seg = withPrecision(opts.precision ?? 'fp32', () => slidingWindowSegment(modelPredictor(bundle.model), image, {
       window,
       ...(stride !== undefined ? { stride } : { overlap: opts.overlap ?? inf?.overlap ?? 0.5 }),
       batchSize: opts.batchSize ?? inf?.batchSize ?? 1,
@@ -193,7 +196,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
       device: bundle.device,
       probabilities: probClasses,
       ...(opts.onWindows !== undefined ? { onProgress: opts.onWindows } : {}),
-    });
+    }));
   } finally {
     image.dispose();
   }
@@ -254,7 +257,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
       preprocess: bundle.preprocess,
       inference: {
         window, stride: seg.stride, batchSize: opts.batchSize ?? inf?.batchSize ?? 1, duplicates: opts.duplicates ?? 'weighted',
-        ttaFlips: opts.ttaFlips ?? inf?.ttaFlips ?? [], keepLargest: keep, device: bundle.device,
+        ttaFlips: opts.ttaFlips ?? inf?.ttaFlips ?? [], keepLargest: keep, device: bundle.device, precision: opts.precision ?? 'fp32',
         windowsComputed: seg.windowsComputed, referenceWindows: seg.referenceWindows,
       },
       timingsMs: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])),

@@ -21,6 +21,7 @@ import { JsonlLogger } from '../util/jsonl.js';
 import { Progress } from '../util/progress.js';
 import type { RunConfig, TrainingConfig } from '../config/types.js';
 import { MisfmError } from '../util/errors.js';
+import { resolvePrecision, withPrecision } from '../engine/precision.js';
 
 /** A network as the trainer sees it: one input, one output or a deep-supervision list. */
 export interface TrainableModel extends Module {
@@ -115,8 +116,16 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   }));
 }
 
-/** Run (or resume) training. Returns when the budget is spent, early stopping triggers or a signal arrives. */
-export async function train(o: TrainerOptions): Promise<TrainSummary> {
+/**
+ * Run (or resume) training. Returns when the budget is spent, early stopping triggers or a signal
+ * arrives. Runs under training.precision (validation included).
+ */
+export function train(o: TrainerOptions): Promise<TrainSummary> {
+  const { precision } = resolvePrecision(o.config.training.precision ?? 'fp32');
+  return withPrecision(precision, () => trainAt(o));
+}
+
+async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
   const { model, config } = o;
   const t = config.training;
   if (t.threads !== null) setNumThreads(t.threads);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Command } from '../command.js';
 import { native } from '../../engine/native.js';
 import { VERSION } from '../../version.js';
+import { cpuBf16Support, resolvePrecision } from '../../engine/precision.js';
 
 export interface DoctorReport {
   misfm: string;
@@ -17,6 +18,8 @@ export interface DoctorReport {
   cpu: string;
   /** The memory allocator of this process (see bin/misfm.js). */
   allocator: string;
+  /** What --precision auto picks here, and why (MISFM_CPU_BF16=0/1 overrides the CPU detection). */
+  precision: { auto: 'fp32' | 'bf16'; reason: string; cpuBf16: string[] };
 }
 
 /** Collect the engine facts (loads the addon). */
@@ -37,7 +40,15 @@ export function doctorReport(): DoctorReport {
     threads: { intraOp: n.getNumThreads(), cores: os.availableParallelism() },
     cpu: os.cpus()[0]?.model ?? 'unknown',
     allocator: allocatorInUse(process.env),
+    precision: autoPrecision(info.cudaAvailable),
   };
+}
+
+/** What `--precision auto` resolves to on this machine (CPU unless a CUDA device exists). */
+export function autoPrecision(cuda: boolean, env: NodeJS.ProcessEnv = process.env): DoctorReport['precision'] {
+  const cpu = cpuBf16Support(env);
+  const r = resolvePrecision('auto', cuda ? 'cuda' : 'cpu', env);
+  return { auto: r.precision, reason: r.reason, cpuBf16: cpu.flags };
 }
 
 /** Which allocator this process runs under (bin/misfm.js chooses it at start-up). */
@@ -60,6 +71,7 @@ export const doctorCommand: Command = {
       ['cuda', r.cuda.available ? `${r.cuda.devices} device(s)` : 'not available in this libtorch build'],
       ['threads', `${r.threads.intraOp} intra-op (of ${r.threads.cores} cores)`],
       ['allocator', r.allocator],
+      ['precision', `auto = ${r.precision.auto} (${r.precision.reason}); default fp32`],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { MisfmError } from '../../util/errors.js';
 import { positiveInt } from '../args.js';
+import { PRECISION_USAGE, parsePrecision, resolvePrecision } from '../../engine/precision.js';
 import { Progress, formatDuration, type ProgressStream } from '../../util/progress.js';
 import { JsonlLogger } from '../../util/jsonl.js';
 import { formatOf } from '../../io/image/index.js';
@@ -45,7 +46,8 @@ Options:
   --window D,H,W         window size (default: the network input size / the recorded window)
   --overlap F            fractional window overlap, 0 <= F < 1 (default: recorded, else 0.5)
   --stride D,H,W         explicit window stride (instead of --overlap)
-  --batch N              windows per forward pass (default: recorded, else 1)
+  --sw-batch N           windows per network call (alias --batch; default: recorded, else 1); the
+                         slab-bounded accumulation is unchanged, only the network sees N windows
   --tta                  test-time augmentation: average the logits of flips along D, H and W
   --keep-largest M       union | per-class: keep the largest connected component
   --connectivity C       6, 18 or 26 (default 26) for --keep-largest
@@ -59,7 +61,7 @@ Options:
   --shard I/N            process every N-th case starting at case I (0-based), for parallel runs
   --skip-existing        skip cases whose output file exists
   --threads N            libtorch threads (default: all cores or MISFM_NUM_THREADS)
-  --log FILE             JSON-lines log (default: OUT/predict.jsonl for folder output)
+${PRECISION_USAGE}  --log FILE             JSON-lines log (default: OUT/predict.jsonl for folder output)
 `;
 
 interface PredictArgs {
@@ -95,7 +97,7 @@ function parseCli(argv: string[]): PredictArgs {
     options: {
       model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, 'model-config': { type: 'string' },
       intensity: { type: 'string' }, device: { type: 'string' }, window: { type: 'string' }, overlap: { type: 'string' },
-      stride: { type: 'string' }, batch: { type: 'string' }, tta: { type: 'boolean' }, 'keep-largest': { type: 'string' },
+      stride: { type: 'string' }, batch: { type: 'string' }, 'sw-batch': { type: 'string' }, precision: { type: 'string' }, tta: { type: 'boolean' }, 'keep-largest': { type: 'string' },
       connectivity: { type: 'string' }, probabilities: { type: 'boolean' }, 'prob-classes': { type: 'string' },
       'prob-format': { type: 'string' }, duplicates: { type: 'string' }, format: { type: 'string' }, shard: { type: 'string' },
       'skip-existing': { type: 'boolean' }, threads: { type: 'string' }, log: { type: 'string' }, spacing: { type: 'string' },
@@ -122,7 +124,10 @@ function parseCli(argv: string[]): PredictArgs {
     if (!(o >= 0 && o < 1)) throw new MisfmError('ARGUMENT', `--overlap must be >= 0 and < 1, got '${v.overlap}'`);
     p.overlap = o;
   }
+  if (v.batch !== undefined && v['sw-batch'] !== undefined) throw new MisfmError('ARGUMENT', '--batch and --sw-batch are the same option; give one');
   if (v.batch !== undefined) p.batchSize = positiveInt('batch', v.batch);
+  if (v['sw-batch'] !== undefined) p.batchSize = positiveInt('sw-batch', v['sw-batch']);
+  if (v.precision !== undefined) p.precision = resolvePrecision(parsePrecision(v.precision), load.device ?? 'cpu').precision;
   if (v.tta === true) p.ttaFlips = [0, 1, 2];
   if (v['keep-largest'] !== undefined) {
     const k = v['keep-largest'];

@@ -23,6 +23,9 @@ Options:
   --valid-samples N    fused validation crops (default 8; 4 for crops up to 32x64x64)
   --resume             continue the run in --out exactly where its last checkpoint left it
   --threads N          libtorch threads
+  --precision P        fp32 (default) | bf16 | auto: convolutions/matmuls in bfloat16 with fp32 norms,
+                       softmax, losses, weights and optimizer state; auto = bf16 only where the CPU
+                       has avx512_bf16/amx_bf16 or on CUDA (training.precision; see misfm doctor)
   -q, --quiet          no progress bar (JSON lines are always written)`;
 
 export const pretrainCommand: Command = {

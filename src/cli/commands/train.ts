@@ -28,6 +28,9 @@ Options:
   --iterations N       iteration budget
   --resume             continue the run in --out exactly
   --threads N          libtorch threads
+  --precision P        fp32 (default) | bf16 | auto: convolutions/matmuls in bfloat16 with fp32 norms,
+                       softmax, losses, weights and optimizer state; auto = bf16 only where the CPU
+                       has avx512_bf16/amx_bf16 or on CUDA (training.precision; see misfm doctor)
   -q, --quiet          no progress bar`;
 
 function parseList(s: string | undefined, what: string, num: boolean): (string | number)[] | undefined {
