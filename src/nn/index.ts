@@ -7,3 +7,4 @@ export { ReLU, LeakyReLU, GELU, PReLU, Sigmoid, Identity, Dropout, DropPath } fr
 export { MaxPool3d, AvgPool3d, AdaptiveAvgPool3d } from './layers/pool.js';
 export { Sequential, ModuleList, type UnaryModule } from './layers/container.js';
 export * as init from './init.js';
+export { foldBatchNorms, foldConvBatchNorm, type ConvBnPairs } from './fuse.js';

@@ -10,7 +10,10 @@
 import type { Tensor } from '../../engine/tensor.js';
 import { tidy } from '../../engine/scope.js';
 import { Module } from '../../nn/module.js';
-import { ModuleList } from '../../nn/layers/container.js';
+import { ModuleList, Sequential } from '../../nn/layers/container.js';
+import type { Conv3d } from '../../nn/layers/conv.js';
+import type { BatchNorm3d } from '../../nn/layers/norm.js';
+import type { ConvBlock } from './blocks.js';
 import { ShapeError, fmtShape } from '../../util/errors.js';
 import type { ForwardOptions, SegmentationNetwork } from '../types.js';
 import { registerTapNames, withTaps } from '../taps.js';
@@ -96,6 +99,21 @@ export class PCTNet extends Module implements SegmentationNetwork {
   forwardCheckpointed(x: Tensor): RecomputeHandle {
     this.checkInput(x);
     return recomputeForward(pctnetSegments(this), x);
+  }
+
+  /**
+   * Conv -> BN pairs across blocks, for inference-time folding (nn/fuse.ts): in every embedding and
+   * head, a block whose output feeds only the next block's leading BN (stem conv -> conv0,
+   * down1 -> conv1; up2 -> conv1, up1 -> conv0). Pairs inside a block are found by the generic scan.
+   * The pyramid has none: its block outputs also feed the Swin branch, which must see them unnormalised.
+   */
+  convBnPairs(): [Conv3d, BatchNorm3d][] {
+    const lastConv = (s: Sequential): Conv3d => s.at(s.layers.length - 1) as Conv3d;
+    const firstBn = (b: ConvBlock): BatchNorm3d => b.convConv.at(0) as BatchNorm3d;
+    const pairs: [Conv3d, BatchNorm3d][] = [];
+    for (const e of this.embeddings) pairs.push([e.proj, firstBn(e.conv0)], [lastConv(e.down1.conv), firstBn(e.conv1)]);
+    for (const h of this.predHeads) pairs.push([lastConv(h.up2.conv), firstBn(h.conv1)], [lastConv(h.up1.conv), firstBn(h.conv0)]);
+    return pairs;
   }
 
   /**

@@ -3,7 +3,7 @@ import { Module } from '../module.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { ones, zeros, scalar, noGrad } from '../../engine/creation.js';
 import * as F from '../../engine/functional.js';
-import { ShapeError, fmtShape } from '../../util/errors.js';
+import { MisfmError, ShapeError, fmtShape } from '../../util/errors.js';
 import { isRecomputing } from '../../engine/checkpoint.js';
 
 export interface BatchNormOptions { eps?: number; momentum?: number; affine?: boolean; trackRunningStats?: boolean; }
@@ -16,6 +16,8 @@ abstract class BatchNormNd extends Module {
   runningMean: Tensor | null;
   runningVar: Tensor | null;
   numBatchesTracked: Tensor | null;
+  /** Set by nn/fuse.ts when the preceding conv absorbed this BN: forward is then the identity (eval only). */
+  folded = false;
   constructor(readonly numFeatures: number, private readonly rank: number, o: BatchNormOptions) {
     super();
     this.eps = o.eps ?? 1e-5;
@@ -30,6 +32,10 @@ abstract class BatchNormNd extends Module {
   }
   forward(x: Tensor): Tensor {
     if (x.ndim !== this.rank) throw new ShapeError(this.constructor.name, `expected rank ${this.rank} input, got ${fmtShape(x.shape)}`);
+    if (this.folded) {
+      if (this.training) throw new MisfmError('ARGUMENT', `${this.constructor.name} was folded into its convolution for inference and cannot train; load the model again`);
+      return x.view(x.shape);
+    }
     const useBatchStats = this.training || this.runningMean === null;
     // A checkpoint recompute replays a forward that already updated the running statistics.
     const update = this.training && !isRecomputing();
