@@ -10,6 +10,13 @@
  *   npx tsc -p tsconfig.json && node dist/bench/pctnet.js [--reps 2] [--threads 2]
  *     [--variants eval,train,ckpt] [--no-python] [--no-ops] [--malloc jemalloc|tuned|default|both|all|a,b]
  *
+ * Variants: eval, train, ckpt, each optionally suffixed -bf16 (the bf16 compute policy,
+ * src/engine/precision.ts) and/or -fold (BatchNorm folded into the convolutions, src/nn/fuse.ts;
+ * eval only), e.g. eval-bf16-fold. PyTorch runs the plain fp32 eager model for eval/train.
+ * --rounds R repeats the whole sequence R times, interleaving misfm and PyTorch, so ratios are taken
+ * between runs that saw the same machine load. Besides wall time each child reports its CPU time
+ * (all threads): on a shared machine wall time mostly measures the wait for a core.
+ *
  * --malloc picks the allocator of both implementations' children: jemalloc (default; what
  * bin/misfm.js uses when libjemalloc2 is installed), tuned (glibc with MALLOC_MMAP_THRESHOLD_ /
  * MALLOC_TRIM_THRESHOLD_ raised, so freed activation memory is reused instead of mmap/munmap-ing
@@ -27,6 +34,8 @@ import { dispose, tidy } from '../src/engine/scope.js';
 import * as F from '../src/engine/functional.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { createModel, preset, PCTNet } from '../src/models/index.js';
+import { setComputePrecision } from '../src/engine/precision.js';
+import { foldBatchNorms } from '../src/nn/fuse.js';
 // @ts-expect-error plain JS module shared with the launcher
 import { JEMALLOC_CONF, JEMALLOC_PATHS } from '../../bin/allocator.js';
 
@@ -36,6 +45,8 @@ const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => { const i = args.indexOf(`--${name}`); return i >= 0 ? (args[i + 1] ?? def) : def; };
 const REPS = Number(opt('reps', '2'));
 const THREADS = Number(opt('threads', '2'));
+/** pctnet-paper (default) or pctnet-small: the same preset on both sides. */
+const PRESET = opt('preset', 'pctnet-paper');
 const TUNED_MALLOC = { MALLOC_MMAP_THRESHOLD_: String(16 * 2 ** 30), MALLOC_TRIM_THRESHOLD_: String(16 * 2 ** 30) };
 const JEMALLOC = { LD_PRELOAD: JEMALLOC_PATHS.find((p: string) => existsSync(p)) ?? '', MALLOC_CONF: JEMALLOC_CONF };
 /** Allocator environment of a child; the parent's own allocator variables are dropped first. */
@@ -47,21 +58,27 @@ function mallocEnv(m: string): NodeJS.ProcessEnv {
   return base;
 }
 
-interface Result { impl: string; mode: string; seconds: number[]; peak_rss_gb: number; params: number; threads: number; malloc?: string }
+interface Result { impl: string; mode: string; seconds: number[]; cpu_seconds: number[]; peak_rss_gb: number; params: number; threads: number; malloc?: string; round?: number }
 
 function lossOf(outs: Tensor[]): Tensor {
   return tidy(() => outs.map((o, i) => o.square().mean().mul(0.5 ** i)).reduce((a, b) => a.add(b)));
 }
 
 /** Child: one variant of the misfm model. */
-function runChild(mode: string): void {
+function runChild(variant: string): void {
   setNumThreads(THREADS);
   manualSeed(0);
-  const net = createModel(preset('pctnet-paper')) as PCTNet;
-  const x = randn([1, 1, 64, 128, 128]);
-  const seconds: number[] = [];
+  const net = createModel(preset(PRESET)) as PCTNet;
+  const x = randn([1, 1, ...net.inputSize]);
+  const parts = variant.split('-');
+  const mode = parts[0]!;
+  const precision = parts.includes('bf16') ? 'bf16' : 'fp32';
+  if (parts.includes('fold')) { net.eval(); foldBatchNorms(net); }
+  const seconds: number[] = [], cpuSeconds: number[] = [];
+  setComputePrecision(precision);
   for (let r = 0; r <= REPS; r++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     if (mode === 'eval') {
       net.eval();
       dispose(noGrad(() => net.forwardAll(x)));
@@ -83,9 +100,13 @@ function runChild(mode: string): void {
       h.backward();
       net.zeroGrad();
     }
-    if (r > 0) seconds.push((performance.now() - t0) / 1000);
+    if (r > 0) {
+      seconds.push((performance.now() - t0) / 1000);
+      const c = process.cpuUsage(c0);
+      cpuSeconds.push((c.user + c.system) / 1e6);
+    }
   }
-  const res: Result = { impl: 'misfm', mode, seconds, peak_rss_gb: process.resourceUsage().maxRSS / 1e6, params: net.numParameters(), threads: getNumThreads() };
+  const res: Result = { impl: 'misfm', mode: variant, seconds, cpu_seconds: cpuSeconds, peak_rss_gb: process.resourceUsage().maxRSS / 1e6, params: net.numParameters(), threads: getNumThreads() };
   console.log(JSON.stringify(res));
 }
 
@@ -146,10 +167,21 @@ function opSection(): void {
   });
 }
 
+const mean = (s: readonly number[]): number => s.reduce((a, b) => a + b, 0) / Math.max(1, s.length);
 function summarise(r: Result): string {
   const s = r.seconds;
-  const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  return `${r.impl.padEnd(8)} ${r.mode.padEnd(6)} ${(r.malloc ?? 'default').padEnd(8)} runs ${s.map((v) => v.toFixed(2)).join(' / ').padEnd(24)} mean ${mean.toFixed(2)} s   peak RSS ${r.peak_rss_gb.toFixed(2)} GB`;
+  return `${r.impl.padEnd(8)} ${r.mode.padEnd(15)} ${(r.malloc ?? 'default').padEnd(8)} wall ${s.map((v) => v.toFixed(2)).join(' / ').padEnd(14)} CPU ${r.cpu_seconds.map((v) => v.toFixed(2)).join(' / ').padEnd(14)} peak RSS ${r.peak_rss_gb.toFixed(2)} GB`;
+}
+
+/** misfm variant / PyTorch fp32 eager of the same mode and allocator, per round, by CPU and wall time. */
+function ratios(results: readonly Result[]): void {
+  console.log('\nratios misfm / PyTorch eager fp32 (same round, same allocator; CPU time, wall time in brackets)');
+  for (const r of results.filter((x) => x.impl === 'misfm')) {
+    const base = r.mode.split('-')[0];
+    const py = results.find((x) => x.impl === 'pytorch' && x.mode === base && x.malloc === r.malloc && x.round === r.round);
+    if (py === undefined) continue;
+    console.log(`  round ${r.round} ${(r.malloc ?? '').padEnd(8)} ${r.mode.padEnd(15)} x${(mean(r.cpu_seconds) / mean(py.cpu_seconds)).toFixed(2)} (x${(mean(r.seconds) / mean(py.seconds)).toFixed(2)})   peak RSS ${r.peak_rss_gb.toFixed(2)} vs ${py.peak_rss_gb.toFixed(2)} GB`);
+  }
 }
 
 function main(): void {
@@ -162,19 +194,26 @@ function main(): void {
   const mopt = opt('malloc', 'jemalloc');
   const mallocs = mopt === 'both' ? ['default', 'tuned'] : mopt === 'all' ? ['default', 'tuned', 'jemalloc'] : mopt.split(',');
   const py = !args.includes('--no-python') && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-  console.log(`PCT-Net paper config, input [1,1,64,128,128], ${THREADS} threads, warm-up + ${REPS} runs; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+  console.log(`PCT-Net ${PRESET}, ${THREADS} threads, warm-up + ${REPS} runs; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   const results: Result[] = [];
-  for (const m of mallocs) {
-    const env = { ...mallocEnv(m), MISFM_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) };
-    for (const v of variants) {
-      const r = child(process.execPath, [fileURLToPath(import.meta.url), '--child', v, '--reps', String(REPS), '--threads', String(THREADS)], env);
-      if (r !== null) { r.malloc = m; results.push(r); console.log(summarise(r)); }
-      if (py && v !== 'ckpt') {
-        const p = child('/usr/bin/python3', [path.join(repoRoot, 'bench', 'pctnet_ref.py'), 'bench', v, String(REPS), String(THREADS)], env);
-        if (p !== null) { p.malloc = m; results.push(p); console.log(summarise(p)); }
+  const rounds = Number(opt('rounds', '1'));
+  // PyTorch runs once per mode and round (its fp32 eager model is the baseline of every variant).
+  const pyModes = [...new Set(variants.map((v) => v.split('-')[0]!))].filter((m) => m !== 'ckpt');
+  for (let round = 1; round <= rounds; round++) {
+    for (const m of mallocs) {
+      const env = { ...mallocEnv(m), MISFM_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) };
+      for (const v of variants) {
+        const r = child(process.execPath, [fileURLToPath(import.meta.url), '--child', v, '--reps', String(REPS), '--threads', String(THREADS), '--preset', PRESET], env);
+        if (r !== null) { r.malloc = m; r.round = round; results.push(r); console.log(summarise(r)); }
+        const base = v.split('-')[0]!;
+        if (py && pyModes.includes(base) && !results.some((x) => x.impl === 'pytorch' && x.mode === base && x.malloc === m && x.round === round)) {
+          const p = child('/usr/bin/python3', [path.join(repoRoot, 'bench', 'pctnet_ref.py'), 'bench', base, String(REPS), String(THREADS), PRESET], env);
+          if (p !== null) { p.malloc = m; p.round = round; results.push(p); console.log(summarise(p)); }
+        }
       }
     }
   }
+  ratios(results);
   console.log(`load average at the end ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   if (!args.includes('--no-ops')) {
     // In a child with the last malloc setting, so large outputs do not pay page faults differently.
