@@ -48,10 +48,6 @@ function convWeightsChannelsLast(net: SegmentationNetwork): () => void {
   });
   return () => noGrad(() => undo.forEach((u) => u()));
 }
-/** Count of conv outputs that came back channels-last (does the layout propagate?). */
-function isChannelsLast(t: Tensor): boolean {
-  return t.ndim === 5 && t.shape[1]! > 1 && callOp('is_contiguous.memory_format', [t, 3]) === true && callOp('is_contiguous', [t]) === false;
-}
 
 
 function first(o: Tensor | Tensor[]): Tensor { return Array.isArray(o) ? o[0]! : o; }
@@ -92,17 +88,8 @@ function main(): void {
     for (const p of ['fp32', 'bf16'] as Precision[]) {
       const a = withPrecision(p, () => timeForward(net, x, false));
       const restore = convWeightsChannelsLast(net);
-      const probe = net.namedModules();
-      let clOut = 0, convs = 0;
-      for (const [, m] of probe) {
-        if (!(m instanceof Conv3d)) continue;
-        const f = m.forward;
-        m.forward = (t: Tensor): Tensor => { const y = f(t); convs++; if (isChannelsLast(y)) clOut++; return y; };
-      }
       const b = withPrecision(p, () => timeForward(net, x, true));
-      for (const [, m] of net.namedModules()) if (m instanceof Conv3d) delete (m as { forward?: unknown }).forward;
       restore();
-      console.log(`    conv outputs in channels_last_3d: ${clOut} of ${convs}`);
       let d = 0, s = 0;
       for (let i = 0; i < a.out.length; i++) { d = Math.max(d, Math.abs(a.out[i]! - b.out[i]!)); s = Math.max(s, Math.abs(a.out[i]!)); }
       console.log(`  ${name.padEnd(13)} ${p}  NCDHW CPU ${a.cpu.toFixed(2)} s (wall ${a.wall.toFixed(2)})  CL3d CPU ${b.cpu.toFixed(2)} s (wall ${b.wall.toFixed(2)})  CL/NCDHW x${(b.cpu / a.cpu).toFixed(2)}  max |diff| ${d.toExponential(2)} (max |out| ${s.toFixed(2)})`);

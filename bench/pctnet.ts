@@ -44,6 +44,8 @@ const repoRoot = ((): string => { let d = here; for (let i = 0; i < 5; i++) { if
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => { const i = args.indexOf(`--${name}`); return i >= 0 ? (args[i + 1] ?? def) : def; };
 const REPS = Number(opt('reps', '2'));
+/** Untimed warm-up runs per child (default 1; 0 on a crowded machine to save CPU time). */
+const WARMUP = Number(opt('warmup', '1'));
 const THREADS = Number(opt('threads', '2'));
 /** pctnet-paper (default) or pctnet-small: the same preset on both sides. */
 const PRESET = opt('preset', 'pctnet-paper');
@@ -76,7 +78,7 @@ function runChild(variant: string): void {
   if (parts.includes('fold')) { net.eval(); foldBatchNorms(net); }
   const seconds: number[] = [], cpuSeconds: number[] = [];
   setComputePrecision(precision);
-  for (let r = 0; r <= REPS; r++) {
+  for (let r = 1 - WARMUP; r <= REPS; r++) {
     const t0 = performance.now();
     const c0 = process.cpuUsage();
     if (mode === 'eval') {
@@ -203,11 +205,11 @@ function main(): void {
     for (const m of mallocs) {
       const env = { ...mallocEnv(m), MISFM_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) };
       for (const v of variants) {
-        const r = child(process.execPath, [fileURLToPath(import.meta.url), '--child', v, '--reps', String(REPS), '--threads', String(THREADS), '--preset', PRESET], env);
+        const r = child(process.execPath, [fileURLToPath(import.meta.url), '--child', v, '--reps', String(REPS), '--threads', String(THREADS), '--preset', PRESET, '--warmup', String(WARMUP)], env);
         if (r !== null) { r.malloc = m; r.round = round; results.push(r); console.log(summarise(r)); }
         const base = v.split('-')[0]!;
         if (py && pyModes.includes(base) && !results.some((x) => x.impl === 'pytorch' && x.mode === base && x.malloc === m && x.round === round)) {
-          const p = child('/usr/bin/python3', [path.join(repoRoot, 'bench', 'pctnet_ref.py'), 'bench', base, String(REPS), String(THREADS), PRESET], env);
+          const p = child('/usr/bin/python3', [path.join(repoRoot, 'bench', 'pctnet_ref.py'), 'bench', base, String(REPS), String(THREADS), PRESET, String(WARMUP)], env);
           if (p !== null) { p.malloc = m; p.round = round; results.push(p); console.log(summarise(p)); }
         }
       }

@@ -305,12 +305,13 @@ def main():
         return
     mode, reps, threads = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     cfg = CONFIGS[sys.argv[5] if len(sys.argv) > 5 else 'pctnet-paper']
+    warmup = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = PCTNet(cfg)
     x = torch.randn(1, 1, *cfg['input_size'])
     times, cpu = [], []
-    for r in range(reps + 1):
+    for r in range(1 - warmup, reps + 1):
         t0 = time.perf_counter()
         c0 = time.process_time()
         if mode == 'eval':
