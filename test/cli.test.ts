@@ -43,6 +43,9 @@ test('doctor reports the engine', () => {
   const d = JSON.parse(r.out) as { torch: string; threads: { intraOp: number } };
   assert.match(d.torch, /^\d+\.\d+/);
   assert.ok(d.threads.intraOp >= 1);
+  const p = (JSON.parse(r.out) as { precision: { auto: string; reason: string } }).precision;
+  assert.ok(p.auto === 'fp32' || p.auto === 'bf16', 'doctor says what --precision auto picks');
+  assert.match(p.reason, /^auto: /);
 });
 
 test('the launcher picks jemalloc when installed, tuned glibc otherwise, and respects a user choice', async () => {
