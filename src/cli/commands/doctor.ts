@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Command } from '../command.js';
 import { native } from '../../engine/native.js';
 import { VERSION } from '../../version.js';
+import { addonRequirement, fixCommand, systemRequirements, type Requirement } from '../../setup/requirements.js';
 
 export interface DoctorReport {
   misfm: string;
@@ -40,6 +41,11 @@ export function doctorReport(): DoctorReport {
   };
 }
 
+/** What misfm needs and does not find (empty when ready). */
+export function missingRequirements(): Requirement[] {
+  return [...systemRequirements(), addonRequirement()].filter((r) => !r.ok);
+}
+
 /** Which allocator this process runs under (bin/misfm.js chooses it at start-up). */
 export function allocatorInUse(env: NodeJS.ProcessEnv): string {
   if (env['LD_PRELOAD']?.includes('jemalloc') === true) return `jemalloc (${env['MALLOC_CONF'] ?? 'default settings'})`;
@@ -50,8 +56,18 @@ export function allocatorInUse(env: NodeJS.ProcessEnv): string {
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'show the engine (libtorch version, build, devices, threads, CPU capability)',
-  usage: 'Usage: misfm doctor [--json]\n\nPrints the libtorch version and build type, CPU vector capability (AVX2/AVX-512),\noneDNN availability, CUDA devices and the intra-op thread count (MISFM_NUM_THREADS overrides).',
+  usage: 'Usage: misfm doctor [--json]\n\nChecks what misfm needs (system packages, the native addon) and, when something is missing,\nsays what and prints the one command that fixes it (exit 1). Otherwise prints the libtorch\nversion and build type, CPU vector capability (AVX2/AVX-512), oneDNN availability, CUDA devices\nand the intra-op thread count (MISFM_NUM_THREADS overrides).',
   async run(argv) {
+    const missing = missingRequirements();
+    if (missing.length > 0) {
+      const fix = fixCommand(missing);
+      if (argv.includes('--json')) {
+        process.stdout.write(JSON.stringify({ ok: false, missing: missing.map((m) => ({ name: m.name, detail: m.detail, aptPackages: m.aptPackages })), fix }, null, 2) + '\n');
+        return 1;
+      }
+      process.stdout.write(`misfm ${VERSION}: not ready\n${missing.map((m) => `  missing: ${m.detail}`).join('\n')}\nfix: ${fix}\n`);
+      return 1;
+    }
     const r = doctorReport();
     if (argv.includes('--json')) { process.stdout.write(JSON.stringify(r, null, 2) + '\n'); return 0; }
     const rows: [string, string][] = [
@@ -60,6 +76,7 @@ export const doctorCommand: Command = {
       ['cuda', r.cuda.available ? `${r.cuda.devices} device(s)` : 'not available in this libtorch build'],
       ['threads', `${r.threads.intraOp} intra-op (of ${r.threads.cores} cores)`],
       ['allocator', r.allocator],
+      ['addon', addonRequirement().detail],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
