@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up: libtorch (apt), npm packages, the native addon and the TypeScript build.
 # Usage: bash scripts/setup.sh [--with-python-torch]
-#   --with-python-torch  also installs Debian's python3-torch (tests use it to check .pt interop).
+#   --with-python-torch  also installs Debian's python3-torch (tests use it to check .pt interop) and
+#                        dicom3tools (tests validate misfm's DICOM-SEG output with its dciodvfy).
 # Set LIBTORCH=/path/to/libtorch to build against your own LibTorch (e.g. with CUDA) instead of apt's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; the
 # jemalloc: bin/misfm.js preloads it (flat memory over long runs; glibc's heap fragments, see there).
 if ! dpkg -s libjemalloc2 >/dev/null 2>&1; then need_apt+=(libjemalloc2); fi
 if [ "$want_py" = 1 ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then need_apt+=(python3-torch); fi
+if [ "$want_py" = 1 ] && ! command -v dciodvfy >/dev/null 2>&1; then need_apt+=(dicom3tools); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -8,6 +8,7 @@ export * as optim from './optim/index.js';
 export * from './models/index.js';
 export { loadCheckpointFile, saveTorchCheckpoint, readSafetensors, writeSafetensors, extractStateDict } from './io/checkpoint/index.js';
 export { readImage, writeImage, writeLike, listDicomSeries } from './io/image/index.js';
+export { writeDicomSeg, encodeDicomSeg, readDicomSeg, readDicomSource, type SegSegment, type DicomSourceSeries, type DicomSegOptions } from './io/dicom/index.js';
 export type { Volume } from './io/volume.js';
 export * as transforms from './transforms/index.js';
 export { prepare, Loader } from './data/index.js';

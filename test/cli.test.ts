@@ -27,7 +27,7 @@ test('the public barrel exposes the main entry points', () => {
 test('help lists every command; unknown commands and bad input give one clear line and exit 2', () => {
   const help = cli(['--help']);
   assert.equal(help.status, 0);
-  for (const c of ['demo', 'convert', 'prepare', 'pretrain', 'train', 'predict', 'evaluate', 'inspect', 'plot', 'doctor']) assert.match(help.out, new RegExp(`\\n  ${c} `));
+  for (const c of ['demo', 'convert', 'prepare', 'pretrain', 'train', 'predict', 'evaluate', 'inspect', 'plot', 'doctor', 'setup']) assert.match(help.out, new RegExp(`\\n  ${c} `));
   const bad = cli(['frobnicate']);
   assert.equal(bad.status, 2);
   assert.match(bad.err, /unknown command 'frobnicate'/);
@@ -46,6 +46,13 @@ test('doctor reports the engine', () => {
   const p = (JSON.parse(r.out) as { precision: { auto: string; reason: string } }).precision;
   assert.ok(p.auto === 'fp32' || p.auto === 'bf16', 'doctor says what --precision auto picks');
   assert.match(p.reason, /^auto: /);
+});
+
+test('setup --dry-run on a set-up clone changes nothing and finds the addon', () => {
+  const r = cli(['setup', '--dry-run']);
+  assert.equal(r.status, 0, r.err);
+  assert.match(r.out, /system packages present/);
+  assert.match(r.out, /native addon present \(.*native\/build\/Release\/misfm_native\.node\)/);
 });
 
 test('the launcher picks jemalloc when installed, tuned glibc otherwise, and respects a user choice', async () => {

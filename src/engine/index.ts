@@ -4,7 +4,7 @@ export * from './creation.js';
 export * as F from './functional.js';
 export { tidy, keep, dispose } from './scope.js';
 export { callOp, opSchema } from './call.js';
-export { native, packageRoot } from './native.js';
+export { native, packageRoot, addonCandidates, userAddonDir } from './native.js';
 export * from './dtype.js';
 export { checkpoint, isRecomputing, pendingCheckpoints } from './checkpoint.js';
 export * from './precision.js';

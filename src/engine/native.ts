@@ -3,7 +3,7 @@
  * Everything else talks to libtorch through ./tensor.ts and ./call.ts.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import os from 'node:os';
@@ -58,13 +58,40 @@ export function packageRoot(): string {
 
 let binding: NativeBinding | undefined;
 
+/**
+ * The per-user folder for an addon built outside the package (a read-only or shared install):
+ * $MISFM_CACHE_DIR, else $XDG_CACHE_HOME/misfm, else ~/.cache/misfm; one sub-folder per misfm
+ * version, Node ABI and platform, so upgrades and other Node versions never load a stale build.
+ */
+export function userAddonDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env['MISFM_CACHE_DIR'] ?? path.join(env['XDG_CACHE_HOME'] ?? path.join(os.homedir(), '.cache'), 'misfm');
+  return path.join(base, 'native', `${packageVersion()}-node${process.versions.modules}-${process.platform}-${process.arch}`);
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? '0';
+  } catch {
+    return '0';
+  }
+}
+
+/** Where the loader looks for the addon, in order: $MISFM_NATIVE_ADDON, the package's build folder, the per-user cache. */
+export function addonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  const list = [path.join(packageRoot(), 'native/build/Release/misfm_native.node'), path.join(userAddonDir(env), 'misfm_native.node')];
+  const forced = env['MISFM_NATIVE_ADDON'];
+  return forced !== undefined && forced !== '' ? [forced, ...list] : list;
+}
+
 /** Loads the addon once. Thread count defaults to all cores (MISFM_NUM_THREADS overrides). */
 export function native(): NativeBinding {
   if (binding !== undefined) return binding;
-  const file = path.join(packageRoot(), 'native/build/Release/misfm_native.node');
-  if (!existsSync(file)) {
-    throw new MisfmError('ENGINE', `the native engine is not built (${file} is missing). Run 'bash scripts/setup.sh' ` +
-      `(installs libtorch-dev if needed and builds the addon), or 'npm run build:native'.`);
+  const candidates = addonCandidates();
+  const file = candidates.find((f) => existsSync(f));
+  if (file === undefined) {
+    throw new MisfmError('ENGINE', `the native engine is not built (looked for ${candidates.join(', ')}). Run 'npx misfm setup' ` +
+      `(installs libtorch-dev and the other system packages if needed and builds the addon; 'bash scripts/setup.sh' in a clone), ` +
+      `or 'npx misfm doctor' to see what is missing.`);
   }
   const require = createRequire(import.meta.url);
   try {

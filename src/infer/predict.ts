@@ -29,6 +29,7 @@ import type { DuplicateMode, BlendMode } from './plan.js';
 import type { ModelBundle } from './model.js';
 import type { Triple3 } from './windows.js';
 import { withPrecision, type Precision } from '../engine/precision.js';
+import { readDicomSource, writeDicomSeg, type SegSegment } from '../io/dicom/index.js';
 
 /** Options of predictCase; unset values come from the bundle's inference config, then the reference defaults. */
 export interface PredictOptions {
@@ -81,6 +82,7 @@ const AXIS_INDEX: Readonly<Record<string, 0 | 1 | 2>> = { depth: 0, height: 1, w
 /** The file name of `output` with `suffix` in place of its image ending (e.g. '.json'). */
 export function withImageSuffix(output: string, suffix: string): string {
   const f = formatOf(output);
+  if (f !== undefined && f.format === 'dicom' && f.ending === '.dcm') return output.slice(0, output.length - (output.endsWith('.seg.dcm') ? 8 : 4)) + suffix;
   if (f === undefined || f.format === 'dicom') throw new MisfmError('ARGUMENT', `output must end in an image ending (${SUPPORTED_ENDINGS.split(' (')[0]}), got '${path.basename(output)}'`, { file: output });
   return output.slice(0, output.length - f.ending.length) + suffix;
 }
@@ -150,6 +152,22 @@ export function probabilityChannels(bundle: Pick<ModelBundle, 'modelConfig' | 'l
   return [...out].sort((a, b) => a - b);
 }
 
+/** One DICOM-SEG segment per foreground class, named as the model names it, under the written label value. */
+export function segSegments(bundle: Pick<ModelBundle, 'modelConfig' | 'labelValues' | 'classNames'>): SegSegment[] {
+  return Array.from({ length: bundle.modelConfig.classNum - 1 }, (_, i) => {
+    const value = bundle.labelValues?.[i + 1] ?? i + 1;
+    return { value, label: bundle.classNames?.[i + 1] ?? `class_${value}` };
+  });
+}
+
+/** A DICOM folder or .dcm file (what readImage reads as DICOM). */
+async function isDicomInput(p: string): Promise<boolean> {
+  try {
+    if ((await fs.promises.stat(p)).isDirectory()) return true;
+  } catch { return false; }
+  return formatOf(p)?.format === 'dicom';
+}
+
 function distinctValues(d: VoxelArray): number[] {
   const seen = new Set<number>();
   for (let i = 0; i < d.length; i++) seen.add(d[i]!);
@@ -164,7 +182,12 @@ function distinctValues(d: VoxelArray): number[] {
 export async function predictCase(bundle: ModelBundle, inputPath: string, outputPath: string, opts: PredictOptions = {}): Promise<PredictResult> {
   const t0 = performance.now();
   const sidecar = (opts.sidecar ?? true) ? withImageSuffix(outputPath, '.json') : null;
-  const ending = formatOf(outputPath)!.ending;
+  // A .dcm output is a DICOM Segmentation of the DICOM input (probability maps then go to .nii.gz).
+  const dicomSeg = formatOf(outputPath)!.format === 'dicom';
+  if (dicomSeg && !(await isDicomInput(inputPath))) {
+    throw new MisfmError('ARGUMENT', 'DICOM-SEG output needs a DICOM series as input (it references the source images); write .nii.gz instead', { file: inputPath });
+  }
+  const ending = dicomSeg ? '.nii.gz' : formatOf(outputPath)!.ending;
   const classNum = bundle.modelConfig.classNum;
   // Output channels, and the label value each is written under (file suffix, sidecar key).
   const probClasses = probabilityChannels(bundle, opts.probabilities ?? []);
@@ -222,7 +245,12 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
 
   fs.mkdirSync(path.dirname(path.resolve(outputPath)), { recursive: true });
   const maxLabel = values !== null ? Math.max(...values) : seg.classNum - 1;
-  await writeLike(outputPath, labels.data, source, { dtype: maxLabel <= 255 ? 'uint8' : 'uint16' });
+  if (dicomSeg) {
+    const src = await readDicomSource(inputPath, opts.read ?? {});
+    await writeDicomSeg(outputPath, { data: labels.data, ...source }, segSegments(bundle), src, { algorithmName: bundle.modelConfig.name });
+  } else {
+    await writeLike(outputPath, labels.data, source, { dtype: maxLabel <= 255 ? 'uint8' : 'uint16' });
+  }
   const probabilityFiles: string[] = [];
   for (const c of probClasses) {
     const p = seg.probabilities.get(c)!;

@@ -86,16 +86,9 @@ test('reference parity: PCT-Net small on [1,1,40,80,72], window [32,64,64], stri
       assertClose(got, ref, 1e-4, 1e-5, 'sliding-window logits vs PyTorch reference loop');
     });
 
-    await t.test('equals output_logits.bin of the fixture (rtol 1e-4, atol 1e-5)', {
-      // Measured (PyTorch and misfm alike): fixture - ours is nearly a constant per class over the whole image
-      // (means -0.0023/+0.0092/-0.0190/-0.0131/-0.0136, std <= 0.0015, max 0.026), also where one window alone
-      // covers a voxel. With these perturbed weights out0 hardly depends on the input (an all-zero or another
-      // randn image leaves that offset unchanged to 1e-3; zeroing the pyramid's output moves it < 1e-4), so the
-      // offset comes from other weights in the stem/head path, not from the loop, which the PyTorch checks
-      // here and below (an input-sensitive conv net) pin down exactly.
-      todo: 'output_logits.bin was made with weights that are not pctnet_small/state_dict.pt (a per-class offset of up to 0.019 ' +
-        'even where a single window covers the voxel); needs the owning variant\'s weights or a regenerated fixture',
-    }, () => {
+    // The fixture was regenerated from pctnet_small/state_dict.pt in eval mode (issue 17); the earlier one had been
+    // made after a train-mode pass had moved the BatchNorm running statistics (a near-constant per-class offset).
+    await t.test('equals output_logits.bin of the fixture (rtol 1e-4, atol 1e-5)', () => {
       assertClose(got, readFixtureF32(path.join(swDir, 'output_logits.bin')), 1e-4, 1e-5, 'sliding-window logits vs fixture');
     });
 

@@ -142,15 +142,21 @@ test('a folder with two series: listing, refusal without a choice, selection by 
   }
 });
 
-test('a missing slice gives an inconsistent-spacing error naming the gap and its files', async () => {
+test('a missing slice: strict geometry names the gap and its files; by default it is resampled with a warning', async () => {
   const dir = tempDir('dcmgap');
   try {
     // Files are named in ascending instance order = descending z; drop the 10th.
     const names = linkAll(CT02, dir, (_, i) => i === 9);
     const list = await listDicomSeries(dir);
     assert.equal(list.length, 1);
-    assert.match(list[0]!.problem ?? '', /inconsistent slice spacing/);
-    await assert.rejects(readImage(dir), (e: unknown) => {
+    assert.equal(list[0]!.problem, undefined);
+    assert.match(list[0]!.irregular?.message ?? '', /inconsistent slice spacing/);
+    const warnings: string[] = [];
+    const v = await readImage(dir, { onWarning: (m) => warnings.push(m) });
+    assert.deepEqual(v.size, [512, 512, 20], 'the 4 mm gap is filled by interpolation at the 2 mm step');
+    assert.deepEqual([v.origin, v.spacing], [(await ct02()).origin, (await ct02()).spacing]);
+    assert.match(warnings.join('\n'), /uneven slice gaps \(smallest 2 mm\): resampled onto a regular grid/);
+    await assert.rejects(readImage(dir, { strictGeometry: true }), (e: unknown) => {
       assert.ok(e instanceof DicomError, String(e));
       assert.match(e.message, /inconsistent slice spacing: the usual gap is 2 mm/);
       assert.match(e.message, /4 mm between slice \d+ \(\S+, z=-786\.5\) and slice \d+ \(\S+, z=-782\.5\)/);

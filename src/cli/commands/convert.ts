@@ -21,6 +21,9 @@ Options:
                     (the SeriesInstanceUID, or unnamed-N when the files carry none)
   --largest         with several series and no --series, take the one with most slices
   --list            list the image series in the DICOM folder IN and exit
+  --strict-geometry refuse a DICOM series with uneven slice gaps or gantry tilt (default: resample
+                    it onto a regular grid along the slice normal, with a warning)
+  --slice-spacing MM slice step of that regular grid (default: the smallest regular gap)
   --dtype T         store voxels as T: ${VOXEL_TYPES.join(', ')}
                     (integers are rounded; out-of-range values are an error)
   --no-compress     write .nrrd/.nhdr/.mha/.mhd uncompressed (.nii.gz is always compressed)
@@ -46,6 +49,8 @@ export async function runConvert(argv: string[], out: (s: string) => void, err: 
       dtype: { type: 'string' },
       'no-compress': { type: 'boolean', default: false },
       'allow-nonfinite': { type: 'boolean', default: false },
+      'strict-geometry': { type: 'boolean', default: false },
+      'slice-spacing': { type: 'string' },
     },
   });
   if (values.list) {
@@ -68,7 +73,13 @@ export async function runConvert(argv: string[], out: (s: string) => void, err: 
     }
     dtype = values.dtype as VoxelType;
   }
+  const sliceSpacing = values['slice-spacing'] === undefined ? undefined : Number(values['slice-spacing']);
+  if (sliceSpacing !== undefined && !(Number.isFinite(sliceSpacing) && sliceSpacing > 0)) {
+    throw new MisfmError('ARGUMENT', `--slice-spacing must be a positive number of mm, got '${values['slice-spacing']}'`);
+  }
   const vol = await convertImage(input, output, {
+    ...(sliceSpacing !== undefined ? { sliceSpacing } : {}),
+    strictGeometry: values['strict-geometry'],
     ...(values.series !== undefined ? { seriesUid: values.series } : {}),
     ...(dtype !== undefined ? { dtype } : {}),
     pickLargest: values.largest,

@@ -4,6 +4,7 @@ import type { Command } from '../command.js';
 import { native } from '../../engine/native.js';
 import { VERSION } from '../../version.js';
 import { cpuBf16Support, resolvePrecision } from '../../engine/precision.js';
+import { addonRequirement, fixCommand, systemRequirements, type Requirement } from '../../setup/requirements.js';
 
 export interface DoctorReport {
   misfm: string;
@@ -51,6 +52,11 @@ export function autoPrecision(cuda: boolean, env: NodeJS.ProcessEnv = process.en
   return { auto: r.precision, reason: r.reason, cpuBf16: cpu.flags };
 }
 
+/** What misfm needs and does not find (empty when ready). */
+export function missingRequirements(): Requirement[] {
+  return [...systemRequirements(), addonRequirement()].filter((r) => !r.ok);
+}
+
 /** Which allocator this process runs under (bin/misfm.js chooses it at start-up). */
 export function allocatorInUse(env: NodeJS.ProcessEnv): string {
   if (env['LD_PRELOAD']?.includes('jemalloc') === true) return `jemalloc (${env['MALLOC_CONF'] ?? 'default settings'})`;
@@ -61,8 +67,18 @@ export function allocatorInUse(env: NodeJS.ProcessEnv): string {
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'show the engine (libtorch version, build, devices, threads, CPU capability)',
-  usage: 'Usage: misfm doctor [--json]\n\nPrints the libtorch version and build type, CPU vector capability (AVX2/AVX-512),\noneDNN availability, CUDA devices and the intra-op thread count (MISFM_NUM_THREADS overrides).',
+  usage: 'Usage: misfm doctor [--json]\n\nChecks what misfm needs (system packages, the native addon) and, when something is missing,\nsays what and prints the one command that fixes it (exit 1). Otherwise prints the libtorch\nversion and build type, CPU vector capability (AVX2/AVX-512), oneDNN availability, CUDA devices\nand the intra-op thread count (MISFM_NUM_THREADS overrides).',
   async run(argv) {
+    const missing = missingRequirements();
+    if (missing.length > 0) {
+      const fix = fixCommand(missing);
+      if (argv.includes('--json')) {
+        process.stdout.write(JSON.stringify({ ok: false, missing: missing.map((m) => ({ name: m.name, detail: m.detail, aptPackages: m.aptPackages })), fix }, null, 2) + '\n');
+        return 1;
+      }
+      process.stdout.write(`misfm ${VERSION}: not ready\n${missing.map((m) => `  missing: ${m.detail}`).join('\n')}\nfix: ${fix}\n`);
+      return 1;
+    }
     const r = doctorReport();
     if (argv.includes('--json')) { process.stdout.write(JSON.stringify(r, null, 2) + '\n'); return 0; }
     const rows: [string, string][] = [
@@ -72,6 +88,7 @@ export const doctorCommand: Command = {
       ['threads', `${r.threads.intraOp} intra-op (of ${r.threads.cores} cores)`],
       ['allocator', r.allocator],
       ['precision', `auto = ${r.precision.auto} (${r.precision.reason}); default fp32`],
+      ['addon', addonRequirement().detail],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);

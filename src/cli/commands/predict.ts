@@ -57,7 +57,12 @@ Options:
   --prob-format F        float32 (default) or uint8 (probability x 255)
   --duplicates M         weighted (default: the reference's weighting, each window computed once),
                          reference (exact reference loop, duplicated windows computed again), once
-  --format F             output format for folder output: nii.gz (default), nii, nrrd, mha
+  --format F             output format for folder output: nii.gz, nii, nrrd, mha, or dicom-seg (a DICOM
+                         Segmentation <name>.seg.dcm referencing the source series); default dicom-seg
+                         for a DICOM series input, nii.gz otherwise. A single --output ending in .dcm
+                         writes DICOM-SEG too
+  --strict-geometry      refuse DICOM series with uneven slice gaps or gantry tilt (default: resample
+                         them onto a regular grid along the slice normal, with a warning)
   --shard I/N            process every N-th case starting at case I (0-based), for parallel runs
   --skip-existing        skip cases whose output file exists
   --threads N            libtorch threads (default: all cores or MISFM_NUM_THREADS)
@@ -65,7 +70,7 @@ ${PRECISION_USAGE}  --log FILE             JSON-lines log (default: OUT/predict.
 `;
 
 interface PredictArgs {
-  model: string; input: string; output: string; format: string; shard: { index: number; count: number } | null;
+  model: string; input: string; output: string; format: string | null; shard: { index: number; count: number } | null;
   skipExisting: boolean; log: string | null; threads: number | null;
   load: LoadModelOptions; predict: PredictOptions;
 }
@@ -101,6 +106,7 @@ function parseCli(argv: string[]): PredictArgs {
       connectivity: { type: 'string' }, probabilities: { type: 'boolean' }, 'prob-classes': { type: 'string' },
       'prob-format': { type: 'string' }, duplicates: { type: 'string' }, format: { type: 'string' }, shard: { type: 'string' },
       'skip-existing': { type: 'boolean' }, threads: { type: 'string' }, log: { type: 'string' }, spacing: { type: 'string' },
+      'strict-geometry': { type: 'boolean' },
     },
     allowPositionals: true,
     strict: true,
@@ -154,9 +160,12 @@ function parseCli(argv: string[]): PredictArgs {
     if (!['weighted', 'reference', 'once'].includes(v.duplicates)) throw new MisfmError('ARGUMENT', `--duplicates must be weighted, reference or once, got '${v.duplicates}'`);
     p.duplicates = v.duplicates as DuplicateMode;
   }
-  const format = (v.format ?? 'nii.gz').replace(/^\./, '');
-  const f = formatOf(`x.${format}`);
-  if (f === undefined || f.format === 'dicom') throw new MisfmError('ARGUMENT', `--format must be an image format such as nii.gz, nii, nrrd or mha, got '${v.format}'`);
+  if (v['strict-geometry'] === true) p.read = { ...p.read, strictGeometry: true };
+  const format = v.format === undefined ? null : v.format === 'dicom-seg' ? 'seg.dcm' : v.format.replace(/^\./, '');
+  const f = format === null ? undefined : formatOf(`x.${format}`);
+  if (format !== null && (f === undefined || (f.format === 'dicom' && format !== 'seg.dcm'))) {
+    throw new MisfmError('ARGUMENT', `--format must be an image format such as nii.gz, nii, nrrd or mha, or dicom-seg, got '${v.format}'`);
+  }
   return {
     model: v.model, input: v.input, output: v.output, format, load, predict: p,
     shard: v.shard === undefined ? null : parseShard(v.shard),
@@ -164,6 +173,11 @@ function parseCli(argv: string[]): PredictArgs {
     log: v.log ?? null,
     threads: v.threads === undefined ? null : positiveInt('threads', v.threads),
   };
+}
+
+/** DICOM-SEG for a DICOM series (a folder or .dcm file), NIfTI otherwise. */
+function defaultFormat(input: string): string {
+  return fs.statSync(input, { throwIfNoEntry: false })?.isDirectory() === true || formatOf(input)?.format === 'dicom' ? 'seg.dcm' : 'nii.gz';
 }
 
 /** Where the command prints (tests capture it). */
@@ -205,7 +219,7 @@ export async function runPredict(argv: string[], io: PredictIO): Promise<number>
     const failed: { name: string; input: string; error: string }[] = [];
     let ok = 0, skipped = 0;
     for (const [i, c] of cases.entries()) {
-      const out = outputPathFor(c, args.output, args.format, single);
+      const out = outputPathFor(c, args.output, args.format ?? defaultFormat(c.input), single);
       const tag = `[${i + 1}/${cases.length}] ${c.name}`;
       if (args.skipExisting && fs.existsSync(out)) {
         skipped++;

@@ -11,7 +11,8 @@ import * as fs from 'node:fs/promises';
 import type { Volume } from '../volume.js';
 import { DicomError, reasonOf } from './errors.js';
 import { describeTransferSyntax } from './dicom-header.js';
-import { scanDicomFiles, scanDicomFolder, selectSeries, type DicomSeries, type DicomSeriesInfo } from './dicom-scan.js';
+import { scanDicomFiles, scanDicomFolder, selectSeries, type DicomSeries, type DicomSeriesInfo, type IrregularGeometry } from './dicom-scan.js';
+import { regridSlices } from './dicom-regrid.js';
 import { imageToVolume, loadDicom, quietly } from './itk.js';
 
 export interface DicomReadOptions {
@@ -19,8 +20,16 @@ export interface DicomReadOptions {
   seriesUid?: string;
   /** With several series and no seriesUid: read the one with most slices (and warn) instead of failing. */
   pickLargest?: boolean;
-  /** Receives non-fatal problems (varying rescale, ignored files, ...). */
+  /** Receives non-fatal problems (varying rescale, ignored files, a resampled series, ...). */
   onWarning?: (message: string) => void;
+  /**
+   * Refuse series whose slices are unevenly spaced or tilted (the behaviour before misfm could
+   * resample them). Default false: such series are resampled onto a regular grid along the slice
+   * normal, with a warning saying what was done.
+   */
+  strictGeometry?: boolean;
+  /** Slice step (mm) of that regular grid; default the smallest regular gap between slices. */
+  sliceSpacing?: number;
 }
 
 /** One line per series, aligned, for the CLI and for error messages. */
@@ -28,7 +37,7 @@ export function formatSeriesTable(list: readonly DicomSeriesInfo[]): string {
   const rows = list.map((s) => [
     s.id, s.modality || '-', String(s.numFiles), s.size.join('x'),
     s.spacing.map((v) => (Math.round(v * 1000) / 1000).toString()).join('x'), s.description || '-',
-    s.problem !== undefined ? `UNREADABLE: ${s.problem}` : '',
+    s.problem !== undefined ? `UNREADABLE: ${s.problem}` : s.irregular !== undefined ? `RESAMPLED when read: ${describeIrregular(s.irregular)}` : '',
   ]);
   const head = ['series (id)', 'mod', 'files', 'size', 'spacing mm', 'description', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -73,7 +82,36 @@ export async function readDicom(target: string, opts: DicomReadOptions = {}): Pr
   if (series.info.problem !== undefined) {
     throw new DicomError(target, `series ${series.info.id}${series.info.description ? ` (${series.info.description})` : ''}: ${series.info.problem}`);
   }
-  return decodeSeries(target, series, warn);
+  const irr = series.info.irregular;
+  if (irr !== undefined && opts.strictGeometry === true) {
+    throw new DicomError(target, `series ${series.info.id}${series.info.description ? ` (${series.info.description})` : ''}: ${irr.message} ` +
+      '(strict geometry; without it misfm resamples such a series onto a regular grid)');
+  }
+  if (opts.sliceSpacing !== undefined && !(opts.sliceSpacing > 0)) throw new DicomError(target, `slice spacing must be a positive number of mm, got ${opts.sliceSpacing}`);
+  // ITK's own complaint about the non-uniform sampling is what the resampling below handles.
+  const vol = await decodeSeries(target, series, irr === undefined ? warn : (m) => { if (!/uniform|sampling|missing slices/i.test(m)) warn(m); });
+  if (irr === undefined) return vol;
+  const step = opts.sliceSpacing ?? irr.smallestGap;
+  const regular = regridSlices(vol.data, {
+    positions: series.slices.map((s) => s.header.imagePosition!), size: [series.info.size[0], series.info.size[1]],
+    spacing: [series.info.spacing[0], series.info.spacing[1]],
+    row: [series.direction[0], series.direction[3], series.direction[6]], col: [series.direction[1], series.direction[4], series.direction[7]],
+  }, step);
+  warn(`${target}: series ${series.info.id}: ${describeIrregular(irr)}: resampled onto a regular grid along the slice normal, ` +
+    `${regular.size[2]} slices every ${fmtMm(step)} mm${opts.sliceSpacing === undefined ? ' (the smallest regular gap)' : ''}` +
+    `${irr.tiltDegrees > 0 ? ', tilt removed by shearing each slice back onto the normal' : ''}` +
+    ' (linear interpolation; pass strict geometry, --strict-geometry, to refuse such series instead)');
+  return regular;
+}
+
+const fmtMm = (x: number): string => String(Number(x.toFixed(3)));
+
+/** "uneven slice gaps (smallest 1.25 mm) and a gantry tilt of 12.0°" */
+export function describeIrregular(irr: IrregularGeometry): string {
+  const parts: string[] = [];
+  if (irr.unevenGaps) parts.push(`uneven slice gaps (smallest ${fmtMm(irr.smallestGap)} mm)`);
+  if (irr.tiltDegrees > 0) parts.push(`a gantry tilt of ${irr.tiltDegrees.toFixed(1)}°`);
+  return parts.join(' and ');
 }
 
 async function decodeSeries(target: string, series: DicomSeries, warn: (m: string) => void): Promise<Volume> {

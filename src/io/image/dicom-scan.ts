@@ -17,6 +17,22 @@ import { listEntries } from '../../util/fs-entries.js';
 
 export interface DicomSlice { file: string; header: DicomHeader; /** Position along the normal (mm). */ z: number }
 
+/**
+ * Why a series' slices do not form a regular grid although each slice is fine: uneven gaps
+ * (e.g. two reconstruction thicknesses) and/or slices shifted sideways (gantry tilt). Such a
+ * series is read by resampling onto a regular grid along the slice normal (./dicom-regrid.ts)
+ * unless strict geometry is asked for, in which case `message` is the refusal.
+ */
+export interface IrregularGeometry {
+  /** The refusal text of strict mode (what misfm said before resampling existed). */
+  message: string;
+  unevenGaps: boolean;
+  /** Gantry tilt in degrees (angle between the slice normal and the line through the slice positions); 0 when none. */
+  tiltDegrees: number;
+  /** Smallest regular gap between neighbouring slices (mm): the default slice step of the regular grid. */
+  smallestGap: number;
+}
+
 /** One series as listed for the user. */
 export interface DicomSeriesInfo {
   /** What to pass as `seriesUid` / `--series`: the SeriesInstanceUID, suffixed `#n` when it was split, or `unnamed-n` when empty. */
@@ -34,6 +50,8 @@ export interface DicomSeriesInfo {
   transferSyntax: string;
   /** Why the series cannot be read as one volume (reading it throws this); undefined when fine. */
   problem: string | undefined;
+  /** Set when the slices are readable but uneven or tilted: the series is resampled when read (see IrregularGeometry). */
+  irregular?: IrregularGeometry;
 }
 
 /** A series with its sorted slices and computed geometry. */
@@ -222,10 +240,12 @@ function buildSeries(members: Array<{ file: string; header: DicomHeader }>): Dic
       `${badPs.header.pixelSpacing!.join('\\')} in ${path.basename(badPs.file)}`;
   }
   let sz = first.spacingBetweenSlices ?? first.sliceThickness ?? 1;
-  if (slices.length > 1 && problem === undefined) {
+  let irregular: IrregularGeometry | undefined;
+  if (slices.length > 1 && problem === undefined && !multiFrame) {
     const r = checkSpacing(slices, normal);
     if (typeof r === 'string') problem = r;
-    else sz = r;
+    else if (typeof r === 'number') sz = r;
+    else { irregular = r; sz = r.smallestGap; }
   }
   const origin: Vec3 = slices[0]!.header.imagePosition ?? [0, 0, 0];
   const direction: Mat3 = [row[0], col[0], normal[0], row[1], col[1], normal[1], row[2], col[2], normal[2]];
@@ -234,6 +254,7 @@ function buildSeries(members: Array<{ file: string; header: DicomHeader }>): Dic
     id: '', uid: first.seriesUid, description: first.seriesDescription, modality: first.modality, seriesNumber: first.seriesNumber,
     numFiles: members.length, size: [first.columns ?? 0, first.rows ?? 0, nz], spacing: [sx, sy, sz],
     transferSyntax: first.transferSyntax, problem,
+    ...(irregular !== undefined ? { irregular } : {}),
   };
   if (first.samplesPerPixel !== 1 && problem === undefined) {
     info.problem = `unsupported pixel type: ${first.samplesPerPixel} samples per pixel (${first.photometric || 'colour'}); only grey-value images are supported`;
@@ -247,9 +268,10 @@ function buildSeries(members: Array<{ file: string; header: DicomHeader }>): Dic
 
 /**
  * Check that sorted slices are equally spaced along the normal and stacked straight (no gantry
- * tilt). Returns the slice step, or the problem as text.
+ * tilt). Returns the slice step of a regular series, a description of an irregular one (uneven
+ * gaps and/or tilt: readable by resampling), or a problem as text (duplicate positions).
  */
-function checkSpacing(slices: DicomSlice[], normal: Vec3): number | string {
+function checkSpacing(slices: DicomSlice[], normal: Vec3): number | IrregularGeometry | string {
   const n = slices.length;
   const gaps = slices.slice(1).map((s, i) => s.z - slices[i]!.z);
   const dup = gaps.findIndex((g) => g < 1e-4);
@@ -261,27 +283,38 @@ function checkSpacing(slices: DicomSlice[], normal: Vec3): number | string {
   const sorted = [...gaps].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
   const tol = Math.max(1e-3, 0.01 * median);
+  // The smallest regular gap: the mean of the gaps within tolerance of the smallest one.
+  const smallOnes = sorted.filter((g) => g - sorted[0]! <= Math.max(1e-3, 0.01 * sorted[0]!));
+  const smallestGap = smallOnes.reduce((s, g) => s + g, 0) / smallOnes.length;
   const bad = gaps.map((g, i) => ({ g, i })).filter(({ g }) => Math.abs(g - median) > tol);
+  const messages: string[] = [];
   if (bad.length > 0) {
     const list = bad.slice(0, 4).map(({ g, i }) =>
       `${fmt(g)} mm between slice ${i} (${path.basename(slices[i]!.file)}, z=${fmt(slices[i]!.z)}) and slice ${i + 1} (${path.basename(slices[i + 1]!.file)}, z=${fmt(slices[i + 1]!.z)})`);
     const hint = bad.some(({ g }) => g > 1.5 * median) ? ' (missing slices?)' : '';
-    return `inconsistent slice spacing: the usual gap is ${fmt(median)} mm but there ${bad.length === 1 ? 'is' : 'are'} ` +
-      `${bad.length} other gap${bad.length === 1 ? '' : 's'}${hint}: ${list.join('; ')}${bad.length > 4 ? '; ...' : ''}`;
+    messages.push(`inconsistent slice spacing: the usual gap is ${fmt(median)} mm but there ${bad.length === 1 ? 'is' : 'are'} ` +
+      `${bad.length} other gap${bad.length === 1 ? '' : 's'}${hint}: ${list.join('; ')}${bad.length > 4 ? '; ...' : ''}`);
   }
   // Every position must lie on the line origin + t * normal; a sideways drift means gantry tilt.
   const p0 = slices[0]!.header.imagePosition!;
+  let tiltDegrees = 0;
   for (const s of slices) {
     const p = s.header.imagePosition!;
     const d = [p[0] - p0[0], p[1] - p0[1], p[2] - p0[2]];
     const t = s.z - slices[0]!.z;
     const off = Math.hypot(d[0]! - t * normal[0], d[1]! - t * normal[1], d[2]! - t * normal[2]);
     if (off > Math.max(0.01, 0.02 * median)) {
-      return `slices are not stacked along the slice normal (gantry tilt or sheared series): ${path.basename(s.file)} is ` +
-        `${fmt(off)} mm off the line through the first slice; resample it (e.g. with dcm2niix) first`;
+      // The tilt angle from the first to the last slice (the stack's axis against the normal).
+      const pl = slices[n - 1]!.header.imagePosition!;
+      const axis = [pl[0] - p0[0], pl[1] - p0[1], pl[2] - p0[2]];
+      tiltDegrees = Math.acos(Math.min(1, Math.abs(dot(axis, normal)) / Math.hypot(axis[0]!, axis[1]!, axis[2]!))) * 180 / Math.PI;
+      messages.push(`slices are not stacked along the slice normal (gantry tilt or sheared series): ${path.basename(s.file)} is ` +
+        `${fmt(off)} mm off the line through the first slice; resample it (e.g. with dcm2niix) first`);
+      break;
     }
   }
-  return (slices[n - 1]!.z - slices[0]!.z) / (n - 1);
+  if (messages.length === 0) return (slices[n - 1]!.z - slices[0]!.z) / (n - 1);
+  return { message: messages.join('; '), unevenGaps: bad.length > 0, tiltDegrees, smallestGap };
 }
 
 /**

@@ -5,8 +5,9 @@
 export { readImage, firstNonFinite, type ReadImageOptions } from './read.js';
 export { writeImage, writeLike, castVoxels, type WriteImageOptions } from './write.js';
 export { convertImage, type ConvertOptions } from './convert.js';
-export { listDicomSeries, readDicom, formatSeriesTable, type DicomReadOptions } from './dicom-read.js';
-export type { DicomSeriesInfo } from './dicom-scan.js';
+export { listDicomSeries, readDicom, formatSeriesTable, describeIrregular, type DicomReadOptions } from './dicom-read.js';
+export { regridSlices, type RegridSlices } from './dicom-regrid.js';
+export type { DicomSeriesInfo, IrregularGeometry } from './dicom-scan.js';
 export { parseDicomHeader, describeTransferSyntax, type DicomHeader } from './dicom-header.js';
 export {
   affineLPS, affineRAS, lpsToRas, orientationCode, gridDifferences, sameGrid, assertSameGeometry, describeGrid, det3,

@@ -9,6 +9,7 @@
  * stdout). While a pipeline call is in flight, console output coming from itk-wasm code is
  * captured; it becomes part of the error message on failure and a warning on success.
  */
+import * as fsp from 'node:fs/promises';
 import type { Image } from '@itk-wasm/image-io';
 import { voxelTypeOf, VOXEL_TYPES, type Mat3, type Vec3, type Volume, type VoxelArray, type VoxelType } from '../volume.js';
 import { ImageIOError } from '../../util/errors.js';
@@ -210,4 +211,21 @@ export function volumeToImage(v: Volume, name: string): Image {
     // itk-wasm copies `data.buffer` whole, from offset 0: a view into a larger buffer must be copied.
     data: owned(v.data),
   };
+}
+
+/**
+ * Read a DICOM Segmentation with itk-wasm (dcmqi), as one label image: an
+ * independent reader that checks what misfm writes. Returns the label volume (values = segment
+ * numbers) and dcmqi's JSON description of the segments.
+ */
+export async function readSegmentationWithItk(file: string): Promise<{ labels: Volume; meta: unknown }> {
+  const dicom = await loadDicom();
+  const abs = await fsp.realpath(file);
+  let res;
+  try {
+    res = await quietly(() => dicom.readSegmentationNode(abs));
+  } catch (err) {
+    throw new ImageIOError(file, `itk-wasm cannot read the segmentation: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+  return { labels: imageToVolume(res.value.segImage, file), meta: res.value.metaInfo };
 }
