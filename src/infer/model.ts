@@ -64,6 +64,11 @@ export interface ModelBundle {
     /** Where preprocessing settings came from. */
     preprocessSource: string;
   };
+  /**
+   * Set when the checkpoint's own record says the network was trained on CT in HU (a recorded
+   * ct-window normalisation, not overridden): predict then refuses inputs that are not CT-like.
+   */
+  expectsCT?: boolean;
 }
 
 /** Options of loadModelForInference. */
@@ -220,6 +225,7 @@ export async function loadModelForInference(checkpointPath: string, opts: LoadMo
         checkpoint: path.resolve(checkpointPath), kind: 'misfm', iteration: misfm.iteration, configHash: hash(cfg),
         preprocessSource: overridden ? `${rec.source}, with explicit overrides` : rec.source,
       },
+      ...(opts.preprocess?.intensity === undefined && intensity.kind === 'ct-window' ? { expectsCT: true } : {}),
     };
     stateDict = misfm.stateDict;
   } else {

@@ -4,6 +4,7 @@
  * the cache with foreground oversampling and flips; validation segments whole held-out volumes with
  * the sliding window and scores the mean foreground Dice (the best checkpoint is kept on it).
  */
+import { checkLabelValues } from './label-check.js';
 import type { RunConfig } from '../config/types.js';
 import { readyCases, type CachedCase } from '../data/manifest.js';
 import { Loader, type LoaderOptions, type LoaderState } from '../data/loader.js';
@@ -113,6 +114,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const cache = await ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
   cfg = recordCache(cfg, cache, o.runDir);
   const cases = readyCases(cache, { needLabels: true });
+  checkLabelValues(cfg, cases, log);
   const ids = cases.map((c) => c.id);
   let split: Split;
   if (o.validCases !== undefined) {
