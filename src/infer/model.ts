@@ -167,6 +167,15 @@ function moveToDevice(model: SegmentationNetwork, device: string): void {
   });
 }
 
+/** When the weights belong to another network than the config names, say which (or that none is known). */
+function otherNetworkNote(stateDict: ReadonlyMap<string, RawTensor>, wanted: string): string {
+  const arch = inferArchitecture(stateDict);
+  if (arch.name === wanted) return '';
+  return arch.name !== null
+    ? `; the checkpoint holds ${arch.name} weights, not ${wanted}: give a ${arch.name} model config`
+    : `; the checkpoint is not a ${wanted} (no network misfm knows has these names; see misfm inspect)`;
+}
+
 function buildAndLoad(config: ResolvedModelConfig, stateDict: Map<string, RawTensor>, file: string): SegmentationNetwork {
   const model = createModel(config);
   try {
@@ -176,7 +185,8 @@ function buildAndLoad(config: ResolvedModelConfig, stateDict: Map<string, RawTen
     if (missing.length > 0 || r.mismatched.length > 0) {
       const mm = r.mismatched.slice(0, 5).map((m) => `${m.key}: checkpoint [${m.got.join(',')}], model [${m.expected.join(',')}]`);
       throw new CheckpointError(file, `weights do not fit the ${config.name} config (classNum ${config.classNum}): ` +
-        `${missing.length} missing (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}), ${r.mismatched.length} of another shape${mm.length > 0 ? ` (${mm.join('; ')})` : ''}`);
+        `${missing.length} missing (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}), ${r.mismatched.length} of another shape${mm.length > 0 ? ` (${mm.join('; ')})` : ''}` +
+        otherNetworkNote(stateDict, config.name));
     }
   } catch (err) {
     model.dispose();
