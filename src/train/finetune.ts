@@ -114,7 +114,6 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const cache = await ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
   cfg = recordCache(cfg, cache, o.runDir);
   const cases = readyCases(cache, { needLabels: true });
-  checkLabelValues(cfg, cases, log);
   const ids = cases.map((c) => c.id);
   let split: Split;
   if (o.validCases !== undefined) {
@@ -126,6 +125,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     log('note: a single labelled case: validation runs on the training case (no held-out estimate)');
   }
   if (split.train.length === 0) throw new MisfmError('DATA', 'no training case left after the validation split');
+  checkLabelValues(cfg, cases, log);
 
   manualSeed(cfg.training.seed);
   const model = createModel(cfg.model) as unknown as TrainableModel;
