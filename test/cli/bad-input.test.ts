@@ -169,8 +169,9 @@ test('evaluate: a probability map is refused with its range and the hint (or thr
     { status: 2, file: prob, re: /not a label map: it holds non-integer values \(range 0\.\.0\.85.*threshold it \(evaluate --threshold 0\.5\)/, absent: [json] });
   const th = misfm(['evaluate', '--pred', prob, '--gt', gt, '--threshold', '0.5', '--json', json]);
   assert.equal(th.status, 0, th.err);
-  const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as { cases: { classes: Record<string, { dice: number }> }[] };
+  const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as { settings: { predictionThreshold: number }; cases: { classes: Record<string, { dice: number }> }[] };
   assert.equal(rep.cases[0]!.classes['1']!.dice, 1, 'the thresholded map is the ground truth');
+  assert.equal(rep.settings.predictionThreshold, 0.5, 'the report records the threshold');
 
   const wide = p('wide.nii.gz');
   await writeVolume(wide, [20, 22, 10], (i, j) => (cube(i, j) ? 1 : 0));

@@ -167,6 +167,7 @@ export async function evaluateFiles(
     ...(opts.clip !== undefined ? { clip: opts.clip } : {}),
     ...(opts.nsdTolerance !== undefined ? { nsdTolerance: opts.nsdTolerance } : {}),
   });
+  if (opts.threshold !== undefined) settings.predictionThreshold = opts.threshold;
   const cases: CaseResult[] = [];
   for (const [i, p] of pairs.entries()) {
     let pred = await readImage(p.pred);
