@@ -13,7 +13,7 @@
  * Run it through the same allocator as the CLI (the benchmark re-executes itself like bin/misfm.js).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import { createModel } from '../src/models/index.js';
 import { pretrain } from '../src/ssl/pretrain.js';
 import { prepare } from '../src/data/prepare.js';
 import { train, type TrainableModel } from '../src/train/trainer.js';
+import { readMetricsLog, recordsOf } from '../src/train/metrics-log.js';
 // @ts-expect-error plain JS module shared with the launcher
 import { allocatorEnv } from '../../bin/allocator.js';
 
@@ -46,9 +47,8 @@ function configFor(name: string, iterations: number, runDir: string): RunConfig 
 
 /** Mean over the logged iterations after the first: seconds per iteration and data-wait share. */
 function summarise(runDir: string): { n: number; spi: number; wait: number } {
-  const ev = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n')
-    .map((l) => JSON.parse(l) as { event: string; iteration: number; dataWaitMs: number; stepMs: number })
-    .filter((e) => e.event === 'train' && e.iteration > 1);
+  const ev = (recordsOf(readMetricsLog(runDir), 'train') as unknown as { iteration: number; dataWaitMs: number; stepMs: number }[])
+    .filter((e) => e.iteration > 1);
   const wait = ev.reduce((a, e) => a + e.dataWaitMs, 0), step = ev.reduce((a, e) => a + e.stepMs, 0);
   return { n: ev.length, spi: (wait + step) / 1000 / Math.max(1, ev.length), wait: wait / Math.max(1e-9, wait + step) };
 }

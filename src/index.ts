@@ -23,3 +23,4 @@ export { predictCase } from './infer/predict.js';
 export { loadModelForInference } from './infer/model.js';
 export * as metrics from './metrics/index.js';
 export { MisfmError } from './util/errors.js';
+export { readMetricsLog, type MetricsLog, type MetricsRecord } from './train/metrics-log.js';

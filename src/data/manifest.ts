@@ -202,6 +202,8 @@ export interface CachedCase {
   imageFile: string;
   image: CacheFileInfo;
   labelFile?: string;
+  /** The label map the case was prepared from (for messages). */
+  sourceLabel?: string;
   label?: CaseRecord['label'];
   foregroundFile?: string;
   modality: 'ct' | 'other';
@@ -240,6 +242,7 @@ export function readyCases(dir: string, opts: { needLabels?: boolean; ids?: read
     if (c.label !== undefined) {
       out.label = c.label;
       out.labelFile = path.join(dir, c.label.file);
+      if (c.source.label !== undefined) out.sourceLabel = c.source.label;
       if (c.label.foregroundFile !== undefined) out.foregroundFile = path.join(dir, c.label.foregroundFile);
     }
     for (const f of [out.imageFile, out.labelFile, out.foregroundFile]) {

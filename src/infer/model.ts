@@ -65,6 +65,11 @@ export interface ModelBundle {
     /** Where preprocessing settings came from. */
     preprocessSource: string;
   };
+  /**
+   * Set when the checkpoint's own record says the network was trained on CT in HU (a recorded
+   * ct-window normalisation, not overridden): predict then refuses inputs that are not CT-like.
+   */
+  expectsCT?: boolean;
 }
 
 /** Options of loadModelForInference. */
@@ -168,6 +173,15 @@ function moveToDevice(model: SegmentationNetwork, device: string): void {
   });
 }
 
+/** When the weights belong to another network than the config names, say which (or that none is known). */
+function otherNetworkNote(stateDict: ReadonlyMap<string, RawTensor>, wanted: string): string {
+  const arch = inferArchitecture(stateDict);
+  if (arch.name === wanted) return '';
+  return arch.name !== null
+    ? `; the checkpoint holds ${arch.name} weights, not ${wanted}: give a ${arch.name} model config`
+    : `; the checkpoint is not a ${wanted} (no network misfm knows has these names; see misfm inspect)`;
+}
+
 function buildAndLoad(config: ResolvedModelConfig, stateDict: Map<string, RawTensor>, file: string, fold: boolean): SegmentationNetwork {
   const model = createModel(config);
   try {
@@ -177,7 +191,8 @@ function buildAndLoad(config: ResolvedModelConfig, stateDict: Map<string, RawTen
     if (missing.length > 0 || r.mismatched.length > 0) {
       const mm = r.mismatched.slice(0, 5).map((m) => `${m.key}: checkpoint [${m.got.join(',')}], model [${m.expected.join(',')}]`);
       throw new CheckpointError(file, `weights do not fit the ${config.name} config (classNum ${config.classNum}): ` +
-        `${missing.length} missing (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}), ${r.mismatched.length} of another shape${mm.length > 0 ? ` (${mm.join('; ')})` : ''}`);
+        `${missing.length} missing (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}), ${r.mismatched.length} of another shape${mm.length > 0 ? ` (${mm.join('; ')})` : ''}` +
+        otherNetworkNote(stateDict, config.name));
     }
   } catch (err) {
     model.dispose();
@@ -227,6 +242,7 @@ export async function loadModelForInference(checkpointPath: string, opts: LoadMo
         checkpoint: path.resolve(checkpointPath), kind: 'misfm', iteration: misfm.iteration, configHash: hash(cfg),
         preprocessSource: overridden ? `${rec.source}, with explicit overrides` : rec.source,
       },
+      ...(opts.preprocess?.intensity === undefined && intensity.kind === 'ct-window' ? { expectsCT: true } : {}),
     };
     stateDict = misfm.stateDict;
   } else {

@@ -26,7 +26,8 @@ import { volumeToBatch } from '../transforms/volume-tensor.js';
 import { modelPredictor, slidingWindowSegment, type SegmentResult } from './sliding-window.js';
 import { keepLargestComponent, type Connectivity, type KeepLargestMode } from './postprocess.js';
 import type { DuplicateMode, BlendMode } from './plan.js';
-import type { ModelBundle } from './model.js';
+import type { InferencePreprocess, ModelBundle } from './model.js';
+import { lowPercentile } from '../data/preprocess.js';
 import type { Triple3 } from './windows.js';
 import { withPrecision, type Precision } from '../engine/precision.js';
 import { readDicomSource, writeDicomSeg, type SegSegment } from '../io/dicom/index.js';
@@ -179,6 +180,20 @@ function distinctValues(d: VoxelArray): number[] {
  * with the input's exact geometry, plus the sidecar `<stem>.json` and, when asked, probability
  * maps `<stem>_prob<c>.<ext>`. Throws a MisfmError naming the file for unreadable input.
  */
+/**
+ * Refuse an input that is not a CT in HU for a network trained on CT (same test as prepare's
+ * modality detection: air puts the 0.5th intensity percentile of a CT below -500 HU). An MR or
+ * a normalised image would otherwise be segmented into confident nonsense without a word.
+ */
+function assertCTLike(vol: Volume, file: string, intensity: InferencePreprocess['intensity']): void {
+  const p = lowPercentile(vol.data);
+  if (p < -500) return;
+  const w = intensity.kind === 'ct-window' ? ` ${intensity.window[0]}..${intensity.window[1]}` : '';
+  throw new MisfmError('DATA', `does not look like a CT in Hounsfield units (0.5th intensity percentile ${Number(p.toPrecision(4))}; ` +
+    `a CT has air below -500), but the model was trained on CT (recorded intensity window${w}): use a model trained on this ` +
+    'modality, or give --intensity explicitly to run it anyway', { file });
+}
+
 export async function predictCase(bundle: ModelBundle, inputPath: string, outputPath: string, opts: PredictOptions = {}): Promise<PredictResult> {
   const t0 = performance.now();
   const sidecar = (opts.sidecar ?? true) ? withImageSuffix(outputPath, '.json') : null;
@@ -198,6 +213,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
   // be garbage-collected once the image tensor exists (they are several times the label map).
   const { image, padValue, source, workGrid, undo, t1 } = await (async () => {
     const vol = await readImage(inputPath, opts.read ?? {});
+    if (bundle.expectsCT === true) assertCTLike(vol, inputPath, bundle.preprocess.intensity);
     const tRead = performance.now();
     const { work, undo: u } = prepareGeometry(vol, bundle.preprocess);
     const { vol: normed, padValue: pv } = normalise(work, bundle.preprocess.intensity);

@@ -39,6 +39,8 @@ export interface EvaluationSettings {
   mode: MetricMode;
   surface: SurfaceMetricOptions;
   nsdTolerance: number;
+  /** Set when the predictions were probability maps binarised at this value (evaluate --threshold). */
+  predictionThreshold?: number;
 }
 
 export type MetricValues = Record<MetricName, number>;

@@ -125,3 +125,14 @@ export function inferArchitecture(stateDict: ReadonlyMap<string, AnyTensor>): In
   }
   return out;
 }
+
+/**
+ * The tensors by which `inferArchitecture` recognises each network, for messages about
+ * checkpoints it does not recognise. A recogniser added above adds its row here.
+ */
+export const RECOGNISED_NETWORKS: ReadonlyArray<{ name: string; keys: readonly string[] }> = [
+  { name: 'pctnet', keys: ['embeddings.0.proj.weight', 'pyramid_ct.down3.conv.2.weight'] },
+  { name: 'unet3d (PyMIC v0.5)', keys: ['encoder.in_conv.conv_conv.0.weight'] },
+  { name: 'unet3d (PyMIC v0.4)', keys: ['in_conv.conv_conv.0.weight', 'out_conv.weight'] },
+  { name: 'fmunet', keys: ['project.weight', 'encoder.en_conv0.conv_list.0.3.weight'] },
+];

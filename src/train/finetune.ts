@@ -4,6 +4,7 @@
  * the cache with foreground oversampling and flips; validation segments whole held-out volumes with
  * the sliding window and scores the mean foreground Dice (the best checkpoint is kept on it).
  */
+import { checkLabelValues } from './label-check.js';
 import type { RunConfig } from '../config/types.js';
 import { readyCases, type CachedCase } from '../data/manifest.js';
 import { Loader, type LoaderOptions, type LoaderState } from '../data/loader.js';
@@ -124,6 +125,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     log('note: a single labelled case: validation runs on the training case (no held-out estimate)');
   }
   if (split.train.length === 0) throw new MisfmError('DATA', 'no training case left after the validation split');
+  checkLabelValues(cfg, cases, log);
 
   manualSeed(cfg.training.seed);
   const model = createModel(cfg.model) as unknown as TrainableModel;

@@ -217,3 +217,16 @@ test('failures inside itk-wasm become ImageIOErrors and print nothing to the con
   }
   assert.deepEqual(printed, ['progress line from elsewhere']);
 });
+
+test('a grid of another size on the same lattice is named as a size mismatch, not as a reindexing case', () => {
+  const a = syntheticVolume('int16');
+  const taller = { ...a, size: [7, 6, 4] as [number, number, number], data: new Int16Array(7 * 6 * 4) };
+  assert.throws(() => assertSameGeometry(a, taller, ['pred.nii.gz', 'gt.nii.gz']), (e: unknown) =>
+    e instanceof GeometryError && /size 7x5x4 vs 7x6x4; spacing, direction and voxel lattice agree, only the extent differs/.test(e.message) &&
+    !/alignToGrid|same voxel centres/.test(e.message));
+  // One voxel further along the first axis, and one voxel longer: the shift is named too.
+  const step = [0, 1, 2].map((r) => a.direction[r * 3]! * a.spacing[0]) as [number, number, number];
+  const shifted = { ...taller, size: [8, 5, 4] as [number, number, number], origin: a.origin.map((o, r) => o - step[r]!) as [number, number, number] };
+  assert.throws(() => assertSameGeometry(a, shifted, ['pred.nii.gz', 'gt.nii.gz']), (e: unknown) =>
+    e instanceof GeometryError && /only the extent differs \(7x5x4 vs 8x5x4 voxels, and voxel \(0,0,0\) of the first is voxel \(1,0,0\) of the second\)/.test(e.message));
+});

@@ -37,6 +37,8 @@ Options:
                         ASSD <= 20, HD95 <= 50, as in the MIS-FM paper;
                         raw: no clipping, NaN where a surface is empty
   --clip / --no-clip    force clipping on or off regardless of the mode
+  --threshold T         the predictions are probability maps: a voxel >= T becomes label 1,
+                        the rest 0 (without it a non-integer prediction is refused)
   --json OUT.json       write per-case values, summary and settings as JSON
   --csv OUT.csv         write one row per case and class, then mean/std rows
 `;
@@ -105,7 +107,7 @@ function nonzeroValues(data: LabelArray, into: Set<number>): void {
 
 interface EvaluateArgs {
   pred: string; gt: string; labels?: LabelSpec[]; names?: string[]; metrics: string[];
-  nsdTolerance: number; mode: MetricMode; clip?: boolean; json?: string; csv?: string;
+  nsdTolerance: number; mode: MetricMode; clip?: boolean; json?: string; csv?: string; threshold?: number;
 }
 
 function parseCli(argv: string[]): EvaluateArgs {
@@ -115,6 +117,7 @@ function parseCli(argv: string[]): EvaluateArgs {
       pred: { type: 'string' }, gt: { type: 'string' }, labels: { type: 'string' }, names: { type: 'string' },
       metrics: { type: 'string' }, 'nsd-tolerance': { type: 'string' }, mode: { type: 'string' },
       clip: { type: 'boolean' }, 'no-clip': { type: 'boolean' }, json: { type: 'string' }, csv: { type: 'string' },
+      threshold: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -136,20 +139,25 @@ function parseCli(argv: string[]): EvaluateArgs {
   if (values['no-clip'] === true) args.clip = false;
   if (values.json !== undefined) args.json = values.json;
   if (values.csv !== undefined) args.csv = values.csv;
+  if (values.threshold !== undefined) {
+    const t = Number(values.threshold);
+    if (values.threshold.trim() === '' || !Number.isFinite(t)) throw new MisfmError('ARGUMENT', `--threshold must be a number, got '${values.threshold}'`);
+    args.threshold = t;
+  }
   return args;
 }
 
 /** Run the whole evaluation (library entry point of the command). `log` receives progress lines. */
 export async function evaluateFiles(
   pairs: readonly FilePair[],
-  opts: { labels?: LabelSpec[]; names?: string[]; metrics: string[]; nsdTolerance?: number; mode?: MetricMode; clip?: boolean },
+  opts: { labels?: LabelSpec[]; names?: string[]; metrics: string[]; nsdTolerance?: number; mode?: MetricMode; clip?: boolean; threshold?: number },
   log: (line: string) => void = () => {},
 ): Promise<EvaluationReport> {
   let labels = opts.labels;
   if (labels === undefined) {
     // PyMIC needs the class list up front; without one, take every nonzero value of the ground truth.
     const found = new Set<number>();
-    for (const p of pairs) nonzeroValues((await readImage(p.gt)).data, found);
+    for (const p of pairs) nonzeroValues(labelData(await readImage(p.gt), p.gt, 'ground truth'), found);
     labels = [...found].sort((a, b) => a - b);
     if (labels.length === 0) throw new MisfmError('DATA', 'no --labels given and the ground truth holds no nonzero label', { file: pairs[0]?.gt ?? '' });
   }
@@ -159,10 +167,14 @@ export async function evaluateFiles(
     ...(opts.clip !== undefined ? { clip: opts.clip } : {}),
     ...(opts.nsdTolerance !== undefined ? { nsdTolerance: opts.nsdTolerance } : {}),
   });
+  if (opts.threshold !== undefined) settings.predictionThreshold = opts.threshold;
   const cases: CaseResult[] = [];
   for (const [i, p] of pairs.entries()) {
-    const pred = await readImage(p.pred);
+    let pred = await readImage(p.pred);
+    if (opts.threshold !== undefined) pred = { ...pred, data: thresholded(pred.data, opts.threshold) };
+    labelData(pred, p.pred, 'prediction');
     let gt = await readImage(p.gt);
+    labelData(gt, p.gt, 'ground truth');
     // Ground truth stored in another voxel order of the same world grid (e.g. a NIfTI label map of
     // a DICOM series with the rows flipped) is re-indexed exactly, voxel for voxel; anything that
     // would need interpolation is an error naming both files.
@@ -181,6 +193,38 @@ export async function evaluateFiles(
       (r.average !== undefined ? ' (mean over classes)' : ''));
   }
   return { settings, cases, summary: summarize(cases, settings) };
+}
+
+/**
+ * The voxels of a label map, refusing a map with non-integer values (a probability or intensity
+ * image passed by mistake would otherwise give Dice 0 and clipped distances without a word).
+ */
+export function labelData(v: Volume, file: string, what: string): LabelArray {
+  const d = v.data;
+  if (d instanceof Float32Array || d instanceof Float64Array) {
+    let first = -1, min = Infinity, max = -Infinity;
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i]!;
+      if (x < min) min = x;
+      if (x > max) max = x;
+      if (first < 0 && !Number.isInteger(x)) first = i;
+    }
+    if (first >= 0) {
+      const nx = v.size[0], ny = v.size[1];
+      const ijk = [first % nx, Math.floor(first / nx) % ny, Math.floor(first / (nx * ny))];
+      throw new MisfmError('DATA', `the ${what} is not a label map: it holds non-integer values (range ${min}..${max}, ` +
+        `e.g. ${d[first]} at voxel (${ijk.join(', ')})). A label map must hold integer class values; if this is a ` +
+        `probability map, threshold it (evaluate --threshold 0.5) or pass the predicted labels instead`, { file });
+    }
+  }
+  return d as LabelArray;
+}
+
+/** A probability map as labels: 1 where value >= t, else 0 (MONAI's AsDiscrete(threshold=t)). */
+function thresholded(d: Volume['data'], t: number): Uint8Array {
+  const out = new Uint8Array(d.length);
+  for (let i = 0; i < d.length; i++) out[i] = d[i]! >= t ? 1 : 0;
+  return out;
 }
 
 /** Both grids hold the same number of voxels (re-indexing must not crop or pad). */

@@ -1,9 +1,8 @@
 /** `misfm plot RUN_DIR`: training loss and validation curves of a run as a PNG. */
 import path from 'node:path';
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
-import { readJsonl } from '../../util/jsonl.js';
+import { readMetricsLog } from '../../train/metrics-log.js';
 import { plotLines, type PlotSeries } from '../../util/plot.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { MisfmError } from '../../util/errors.js';
@@ -12,18 +11,13 @@ interface Rec { event?: string; iteration?: number; loss?: number; score?: numbe
 
 /** Render RUN/metrics.jsonl; returns the PNG path. */
 export function plotRun(runDir: string, out?: string, smooth = 0.9): string {
-  const file = path.join(runDir, 'metrics.jsonl');
-  if (!existsSync(file)) throw new MisfmError('DATA', 'no metrics.jsonl: is this a misfm run folder?', { file: runDir });
-  const { records } = readJsonl<Rec>(file);
-  // A resumed run re-logs iterations after its last checkpoint: keep the last record per iteration.
+  // The resume rule (train/metrics-log.ts): records an interrupted process logged after its last
+  // checkpoint are superseded by the resumed run's.
+  const { file, records } = readMetricsLog(runDir);
   const train = new Map<number, number>(), valid = new Map<number, number>(), chance = new Map<number, number>();
   // Reconstruction pretext tasks (ssl/reconstruction.ts) log the validation L1 and that of the corrupted input.
   const mae = new Map<number, number>(), identity = new Map<number, number>();
-  for (const r of records) {
-    if (r.event === 'resume' && typeof r.iteration === 'number') {
-      for (const k of [...train.keys()]) if (k > r.iteration) train.delete(k);
-      for (const k of [...valid.keys()]) if (k > r.iteration) { valid.delete(k); chance.delete(k); mae.delete(k); identity.delete(k); }
-    }
+  for (const r of records as Rec[]) {
     if (r.event === 'train' && typeof r.iteration === 'number' && typeof r.loss === 'number') train.set(r.iteration, r.loss);
     if (r.event === 'valid' && typeof r.iteration === 'number' && typeof r.score === 'number') valid.set(r.iteration, r.score);
     // Pretraining logs the Dice a guess from the level frequencies would get: drawn as the floor.

@@ -4,7 +4,7 @@
  */
 import type { Mat3, Vec3, Volume } from '../volume.js';
 import { GeometryError } from './errors.js';
-import { latticeMapping } from './align.js';
+import { latticeMapping, type LatticeMap } from './align.js';
 
 /** The grid part of a Volume. */
 export type Grid = Pick<Volume, 'size' | 'spacing' | 'origin' | 'direction'>;
@@ -84,16 +84,38 @@ export function sameGrid(a: Grid, b: Grid, tol: GeometryTolerance = {}): boolean
 /**
  * Throw a GeometryError naming both files and every differing field unless `a` and `b` (e.g. an
  * image and its label map) share one voxel grid. When the grids hold the same voxel centres in a
- * different axis order or orientation, the message says so (alignToGrid fixes that case).
+ * different axis order or orientation, the message says so (alignToGrid fixes that case); when
+ * they lie on one lattice but cover different extents, the message names the size mismatch.
  */
 export function assertSameGeometry(a: Grid, b: Grid, names: [string, string], tol: GeometryTolerance = {}): void {
   const diff = gridDifferences(a, b, tol);
   if (diff.length === 0) return;
   let hint = '';
-  if (latticeMapping(b, a, tol.origin ?? 1e-3) !== undefined) {
-    hint = `; both hold the same voxel centres, stored in a different axis order/orientation (${orientationCode(a)} vs ${orientationCode(b)}): reindex with alignToGrid`;
+  const m = latticeMapping(b, a, tol.origin ?? 1e-3);
+  if (m !== undefined) {
+    const sameOrder = m.axis.every((x, i) => x === i) && m.sign.every((s) => s === 1);
+    if (coversExactly(m, a.size, b.size)) {
+      hint = `; both hold the same voxel centres, stored in a different axis order/orientation (${orientationCode(a)} vs ${orientationCode(b)}): reindex with alignToGrid`;
+    } else if (sameOrder) {
+      const shift = m.offset.some((o) => o !== 0) ? `, and voxel (0,0,0) of the first is voxel (${m.offset.join(',')}) of the second` : '';
+      hint = `; spacing, direction and voxel lattice agree, only the extent differs (${a.size.join('x')} vs ${b.size.join('x')} voxels${shift}): ` +
+        'they cover different regions, e.g. one was cropped or padded, or made from another image';
+    } else {
+      hint = `; the voxel lattices agree (in another axis order, ${orientationCode(a)} vs ${orientationCode(b)}) but the extents differ: ` +
+        'they cover different regions';
+    }
   }
   throw new GeometryError(`${names[0]} and ${names[1]} do not share a voxel grid: ${diff.join('; ')}${hint}`, names[1]);
+}
+
+/** Whether the lattice map sends `refSize`'s index box exactly onto all of `srcSize`'s. */
+function coversExactly(m: LatticeMap, refSize: readonly number[], srcSize: readonly number[]): boolean {
+  for (let c = 0; c < 3; c++) {
+    const ax = m.axis[c]!;
+    const first = m.offset[ax]!, last = first + m.sign[c]! * (refSize[c]! - 1);
+    if (Math.min(first, last) !== 0 || Math.max(first, last) !== srcSize[ax]! - 1) return false;
+  }
+  return true;
 }
 
 /** Determinant of a direction matrix (-1 for a left-handed, i.e. flipped, axis set). */

@@ -2,13 +2,17 @@
  * readImage: any supported file (NIfTI, NRRD, MetaImage) or DICOM folder / file -> Volume.
  */
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type { Volume } from '../volume.js';
 import { ImageIOError } from '../../util/errors.js';
 import { reasonOf } from './errors.js';
 import { formatOf, precheckImageFile, SUPPORTED_ENDINGS, type ImageFormat } from './formats.js';
 import { imageToVolume, loadImageIo, PipelineFailure, quietly } from './itk.js';
 import { readDicom, type DicomReadOptions } from './dicom-read.js';
+import { gunzipHead } from './gzip.js';
+import { checkNiftiGeometry } from './nifti-geometry.js';
 
 export interface ReadImageOptions extends DicomReadOptions {
   /**
@@ -30,7 +34,41 @@ type FileFormat = Exclude<ImageFormat, 'dicom'>;
 /** Captured ITK output that means the voxel data are not what the file holds. */
 const FATAL_OUTPUT = /fail|error|not read completely|cannot|unable|corrupt|truncat/i;
 
-async function readWithItk(file: string, format: FileFormat): Promise<Volume> {
+/**
+ * A NIfTI whose stored geometry ITK cannot use (see nifti-geometry.ts) is read from a temporary
+ * uncompressed copy with a patched header, with a warning saying what was wrong and what was used.
+ */
+async function readNifti(file: string): Promise<Volume> {
+  const gz = file.toLowerCase().endsWith('.gz');
+  const fh = await fs.open(file, 'r');
+  let head: Buffer;
+  try {
+    const b = Buffer.alloc(gz ? 65536 : 348);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    head = gz ? gunzipHead(b.subarray(0, bytesRead), file) : b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+  const fix = checkNiftiGeometry(head);
+  if (fix === undefined) return readWithItk(file, 'nifti');
+  const note = `${fix.problem}; read with ${fix.used}`;
+  if (file.toLowerCase().endsWith('.hdr')) throw new ImageIOError(file, `unusable geometry: ${fix.problem}; fix the header (e.g. set sform_code to 0)`);
+  const raw = await fs.readFile(file);
+  const bytes = gz ? gunzipSync(raw) : raw;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'misfm-nifti-'));
+  try {
+    const copy = path.join(dir, 'image.nii');
+    await fs.writeFile(copy, Buffer.concat([fix.header, bytes.subarray(fix.header.length)]));
+    const v = await readWithItk(copy, 'nifti', file);
+    process.emitWarning(`${file}: ${note}`, 'ImageIOWarning');
+    return v;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Read with itk-wasm; `shownAs` is the name used in messages (the user's file for a patched copy). */
+async function readWithItk(file: string, format: FileFormat, shownAs = file): Promise<Volume> {
   const io = await loadImageIo();
   // Real path: itk-wasm mounts the file's folder and cannot follow a symlink out of it.
   const abs = await fs.realpath(file);
@@ -43,17 +81,17 @@ async function readWithItk(file: string, format: FileFormat): Promise<Volume> {
     // A bare number is an uncaught C++ exception: itk-wasm release builds carry no message.
     const why = err instanceof PipelineFailure && err.output === '' && typeof err.cause === 'number'
       ? `ITK's ${name} reader failed without a message (damaged data or an unsupported ${name} feature)` : reasonOf(err);
-    throw new ImageIOError(file, `cannot read image: ${why}`, err);
+    throw new ImageIOError(shownAs, `cannot read image: ${why}`, err);
   }
   const { couldRead, image } = res.value;
   if (couldRead !== true || image === undefined || image === null) {
     const why = res.output !== '' ? `: ${res.output}` : '';
-    throw new ImageIOError(file, `not a readable ${name} image${why}`);
+    throw new ImageIOError(shownAs, `not a readable ${name} image${why}`);
   }
   // ITK's MetaIO/NRRD readers report some data errors on stderr and still return an image.
-  if (FATAL_OUTPUT.test(res.output)) throw new ImageIOError(file, `cannot read image: ${res.output}`);
-  if (res.output !== '') process.emitWarning(`${file}: itk-wasm: ${res.output}`, 'ImageIOWarning');
-  return imageToVolume(image, file);
+  if (FATAL_OUTPUT.test(res.output)) throw new ImageIOError(shownAs, `cannot read image: ${res.output}`);
+  if (res.output !== '') process.emitWarning(`${shownAs}: itk-wasm: ${res.output}`, 'ImageIOWarning');
+  return imageToVolume(image, shownAs);
 }
 
 /** Index of the first NaN/±Inf voxel of a float volume, or -1. */
@@ -113,7 +151,7 @@ export async function readImage(file: string, opts: ReadImageOptions = {}): Prom
       throw new ImageIOError(file, `unsupported file type "${path.extname(file) || path.basename(file)}"; supported: ${SUPPORTED_ENDINGS}`);
     } else {
       await precheckImageFile(file, f.format as FileFormat, opts.verifyGzip ?? false);
-      vol = await readWithItk(file, f.format as FileFormat);
+      vol = f.format === 'nifti' ? await readNifti(file) : await readWithItk(file, f.format as FileFormat);
     }
   }
   if (opts.checkFinite ?? true) assertFinite(vol, file);
