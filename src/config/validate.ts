@@ -202,6 +202,11 @@ export function validateRunConfig(raw: unknown): RunConfig {
       fail('inference.window', `${show(inf.window)} must equal model.inputSize ${show(model.inputSize)} for PCT-Net (the window cannot shrink below the network input; spec 7.1)`);
     }
   }
+  if (model.name === 'swinunetr') {
+    // MONAI's check: the patch embedding and four mergings halve every axis five times.
+    if (d.patchSize.some((v) => v % 32 !== 0)) fail('data.patchSize', `${show(d.patchSize)} must be a multiple of 32 on every axis for SwinUNETR`);
+    if (inf.window.some((v) => v % 32 !== 0)) fail('inference.window', `${show(inf.window)} must be a multiple of 32 on every axis for SwinUNETR`);
+  }
   if (task === 'pretrain') {
     if (model.classNum !== s.levels + 1) {
       fail('model.classNum', `must be ssl.levels + 1 = ${s.levels + 1} for Volume Fusion pretraining (background + ${s.levels} fusion levels), got ${model.classNum}`);
@@ -211,7 +216,7 @@ export function validateRunConfig(raw: unknown): RunConfig {
   if (d.labels !== null && model.classNum !== d.labels.values.length + 1) {
     fail('model.classNum', `must be ${d.labels.values.length + 1} (background + the ${d.labels.values.length} classes of data.labels), got ${model.classNum}`);
   }
-  if (t.deepSupervision.enabled && !model.multiscalePred) {
+  if (t.deepSupervision.enabled && !('multiscalePred' in model && model.multiscalePred)) {
     fail('training.deepSupervision.enabled', 'needs model.multiscalePred = true (the network must return its multi-scale outputs); set one of the two');
   }
   if (t.classWeights !== null && t.classWeights.length !== model.classNum) {

@@ -24,7 +24,7 @@ import { UnetOutBlock, UnetrBasicBlock, UnetrUpBlock } from './blocks.js';
 import { resolveSwinUNETROptions, type AxisOrder, type ResolvedSwinUNETROptions, type SwinUNETROptions } from './options.js';
 
 /** Options of the encoder part (what VoCo pretrains). */
-export type SwinEncoderOptions = Omit<ResolvedSwinUNETROptions, 'classNum'>;
+export type SwinEncoderOptions = Omit<ResolvedSwinUNETROptions, 'classNum' | 'multiscalePred'>;
 
 /** The modules SwinUNETR and VoCo's backbone share, registered under MONAI's names on `owner`. */
 interface EncoderParts {
@@ -141,9 +141,9 @@ export class SwinUNETR extends Module implements SegmentationNetwork {
 export class SwinVoCoBackbone extends Module {
   readonly options: SwinEncoderOptions;
   readonly parts: EncoderParts;
-  constructor(opts: Omit<SwinUNETROptions, 'classNum'>) {
+  constructor(opts: Omit<SwinUNETROptions, 'classNum' | 'multiscalePred'>) {
     super();
-    const { classNum: _c, ...o } = resolveSwinUNETROptions({ ...opts, classNum: 1 });
+    const { classNum: _c, multiscalePred: _m, ...o } = resolveSwinUNETROptions({ ...opts, classNum: 1 });
     this.options = o;
     this.parts = buildEncoder((n, m) => this.registerModule(n, m), o);
     registerTapNames(this);

@@ -33,12 +33,16 @@ export interface SwinUNETROptions {
   /** 'merging' (MONAI's legacy default, VoCo's weights) or 'mergingv2'. */
   downsample?: 'merging' | 'mergingv2';
   axisOrder?: AxisOrder;
+  /** Accepted so configs can switch networks (the key carries over); SwinUNETR has no deep-supervision outputs, so it resolves to false. */
+  multiscalePred?: boolean;
 }
 
 export interface ResolvedSwinUNETROptions {
   inChannels: number; classNum: number; featureSize: number; depths: number[]; numHeads: number[]; windowSize: number;
   useV2: boolean; normalize: boolean; dropRate: number; attnDropRate: number; dropPathRate: number;
   downsample: 'merging' | 'mergingv2'; axisOrder: AxisOrder;
+  /** Always false. */
+  multiscalePred: false;
 }
 
 const rate = (k: string, v: unknown): number => {
@@ -67,15 +71,16 @@ export function resolveSwinUNETROptions(o: SwinUNETROptions, prefix = ''): Resol
   });
   const downsample = o.downsample ?? 'merging';
   if (downsample !== 'merging' && downsample !== 'mergingv2') throw new ConfigError(k('downsample'), `must be 'merging' or 'mergingv2', got ${JSON.stringify(downsample)}`);
+  if (o.multiscalePred !== undefined) bool(k('multiscalePred'), o.multiscalePred);
   const axisOrder = o.axisOrder ?? 'xyz';
   if (axisOrder !== 'xyz' && axisOrder !== 'dhw') throw new ConfigError(k('axisOrder'), `must be 'xyz' (released weights) or 'dhw', got ${JSON.stringify(axisOrder)}`);
   return {
     inChannels: checkPosInt(k('inChannels'), o.inChannels), classNum: checkPosInt(k('classNum'), o.classNum), featureSize, depths, numHeads,
     windowSize: checkPosInt(k('windowSize'), o.windowSize ?? 7), useV2: bool(k('useV2'), o.useV2 ?? false), normalize: bool(k('normalize'), o.normalize ?? true),
     dropRate: rate(k('dropRate'), o.dropRate ?? 0), attnDropRate: rate(k('attnDropRate'), o.attnDropRate ?? 0), dropPathRate: rate(k('dropPathRate'), o.dropPathRate ?? 0),
-    downsample, axisOrder,
+    downsample, axisOrder, multiscalePred: false,
   };
 }
 
 export const SWIN_UNETR_KEYS = ['inChannels', 'classNum', 'featureSize', 'depths', 'numHeads', 'windowSize', 'useV2', 'normalize',
-  'dropRate', 'attnDropRate', 'dropPathRate', 'downsample', 'axisOrder'] as const;
+  'dropRate', 'attnDropRate', 'dropPathRate', 'downsample', 'axisOrder', 'multiscalePred'] as const;
