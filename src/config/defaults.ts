@@ -47,6 +47,7 @@ const PAPER: RunConfig = {
     },
   },
   ssl: {
+    method: 'volf',                            // spec 2: Volume Fusion, the MIS-FM method
     mode: 'blocks',                            // spec 2.1: the batch-level algorithm matching the paper
     levels: 4,                                 // spec 2.1: K = class_num − 1 = 4
     blocks: {
@@ -59,6 +60,16 @@ const PAPER: RunConfig = {
       sizeMax: [20, 32, 32],                   // spec 2.1 (grid variant demo)
       foregroundRatio: 0.7,                    // spec 2.1: int(Nblocks·0.7) foreground blocks
     },
+    // Table 2 baselines: PyMIC_examples seg_self_sup/lung/config/luna_pretrain/unet3d_*.cfg (64×128×128 crops).
+    patchSwap: { blockCount: [20, 40], blockSize: [8, 16, 16], mode: 'disjoint' }, // PatchSwaping_*; mode: misfm (see types.ts)
+    genesis: {
+      localShuffle: { p: 1, blockCount: [32, 64], blockSize: [8, 16, 16] },   // LocalShuffling_*
+      nonLinear: { p: 0.8, blocks: 32, blockSize: [8, 16, 16] },              // NonLinearTransform_*: range(32, 64) = 32 blocks
+      inOutPaint: {                                                           // InOutPainting_*, InPainting_*, OutPainting defaults
+        p: 0.9, inP: 0.8, inBlockCount: [32, 64], inBlockSize: [8, 16, 16], outBlockCount: [2, 8], outMargin: [16, 32, 32],
+      },
+    },
+    mim: { ratio: 0.45, blockSize: [8, 16, 16], count: 'exact', loss: 'masked' }, // MaskedImageModeling_* defaults; count/loss: SimMIM
   },
   training: {
     optimizer: 'adam',                         // spec 2.3: torch.optim.Adam (L2-style decay, not AdamW)
@@ -133,6 +144,13 @@ function small(): RunConfig {
   c.data.numWorkers = 1;
   c.ssl.blocks = { count: [5, 20], sizeMin: [4, 4, 4], sizeMax: [20, 40, 40] };
   c.ssl.grid = { sizeMin: [3, 4, 4], sizeMax: [10, 16, 16], foregroundRatio: 0.7 };
+  // The Table 2 baselines' blocks halve with the crop as well.
+  c.ssl.patchSwap.blockSize = [4, 8, 8];
+  c.ssl.genesis.localShuffle.blockSize = [4, 8, 8];
+  c.ssl.genesis.nonLinear.blockSize = [4, 8, 8];
+  c.ssl.genesis.inOutPaint.inBlockSize = [4, 8, 8];
+  c.ssl.genesis.inOutPaint.outMargin = [8, 16, 16];
+  c.ssl.mim.blockSize = [4, 8, 8];
   c.training.iterations = 2000;
   c.training.validEvery = 100;
   c.training.saveEvery = 500;

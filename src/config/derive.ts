@@ -14,6 +14,15 @@ export function fusionMaskOptions(ssl: SslConfig): FusionMaskOptions {
   return { mode: 'blocks', levels: ssl.levels, blockCount: ssl.blocks.count, sizeMin: ssl.blocks.sizeMin, sizeMax: ssl.blocks.sizeMax };
 }
 
+/**
+ * Output channels of the network for a pretraining config's pretext task: K + 1 fusion levels for
+ * Volume Fusion, one reconstructed intensity channel for the reconstruction methods (PyMIC's
+ * ReconstructionAgent requires class_num 1).
+ */
+export function pretextClassNum(ssl: Pick<SslConfig, 'method' | 'levels'>): number {
+  return ssl.method === 'volf' ? ssl.levels + 1 : 1;
+}
+
 /** Schedule parameters in units of scheduler.step() calls. */
 export interface SchedulerPlan {
   kind: SchedulerKind;

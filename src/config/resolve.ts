@@ -8,8 +8,8 @@
  *
  * Tied values: some values follow others unless they are set explicitly. When data.patchSize
  * changes, PCT-Net's model.inputSize and inference.window follow it if they equalled the old
- * patch size; when ssl.levels changes in a pretraining config, model.classNum follows as
- * levels + 1. So `data.patchSize=[32,64,64]` alone gives a consistent config.
+ * patch size; when ssl.levels or ssl.method changes in a pretraining config, model.classNum
+ * follows (levels + 1 for Volume Fusion, 1 for the reconstruction methods). So `data.patchSize=[32,64,64]` alone gives a consistent config.
  */
 import { ConfigError } from '../util/errors.js';
 import { fail, isPlainObject, oneOf, show } from './check.js';
@@ -65,12 +65,21 @@ function mergeValue(base: unknown, patch: unknown, path: string, explicit: Set<s
   return start;
 }
 
-interface Tie { from: string; to: string; when: (c: Obj) => boolean; derive: (v: unknown) => unknown }
+/** `derive` gets the `from` value and the config it belongs to (the base or the merged one). */
+interface Tie { from: string; to: string; when: (c: Obj) => boolean; derive: (v: unknown, c: Obj) => unknown }
+
+/** The pretext head size of a pretraining config (config/derive.ts pretextClassNum on raw values). */
+function pretextHead(c: Obj): unknown {
+  const method = getPath(c, 'ssl.method') ?? 'volf', levels = getPath(c, 'ssl.levels');
+  if (method !== 'volf') return 1;
+  return typeof levels === 'number' ? levels + 1 : levels;
+}
 
 const TIES: readonly Tie[] = [
   { from: 'data.patchSize', to: 'model.inputSize', when: (c) => getPath(c, 'model.name') === 'pctnet', derive: (v) => v },
   { from: 'data.patchSize', to: 'inference.window', when: () => true, derive: (v) => v },
-  { from: 'ssl.levels', to: 'model.classNum', when: (c) => c['task'] === 'pretrain', derive: (v) => (typeof v === 'number' ? v + 1 : v) },
+  { from: 'ssl.levels', to: 'model.classNum', when: (c) => c['task'] === 'pretrain', derive: (_v, c) => pretextHead(c) },
+  { from: 'ssl.method', to: 'model.classNum', when: (c) => c['task'] === 'pretrain', derive: (_v, c) => pretextHead(c) },
 ];
 
 function isExplicit(explicit: Set<string>, path: string): boolean {
@@ -86,8 +95,8 @@ export function mergeConfig(base: Obj, patch: Obj): Obj {
     if (!tie.when(merged) || isExplicit(explicit, tie.to)) continue;
     const now = getPath(merged, tie.to);
     const fromBefore = getPath(base, tie.from), fromAfter = getPath(merged, tie.from);
-    const followed = tie.when(base) && deepEqual(getPath(base, tie.to), tie.derive(fromBefore));
-    if (now === undefined || (!deepEqual(fromBefore, fromAfter) && followed)) setPath(merged, tie.to, tie.derive(fromAfter));
+    const followed = tie.when(base) && deepEqual(getPath(base, tie.to), tie.derive(fromBefore, base));
+    if (now === undefined || (!deepEqual(fromBefore, fromAfter) && followed)) setPath(merged, tie.to, tie.derive(fromAfter, merged));
   }
   return merged;
 }

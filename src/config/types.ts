@@ -9,7 +9,7 @@ import type { ResolvedModelConfig } from '../models/config.js';
 export type Triple = [number, number, number];
 
 export const TASKS = ['pretrain', 'finetune'] as const;
-/** 'pretrain': Volume Fusion self-supervision (uses `ssl`); 'finetune': supervised segmentation. */
+/** 'pretrain': self-supervision (uses `ssl`; Volume Fusion by default); 'finetune': supervised segmentation. */
 export type Task = (typeof TASKS)[number];
 
 export const AXES = ['depth', 'height', 'width'] as const;
@@ -74,8 +74,61 @@ export interface DataConfig {
 export const FUSION_MODES = ['blocks', 'grid'] as const;
 export type FusionMode = (typeof FUSION_MODES)[number];
 
-/** Volume Fusion (spec 2.1). Both variants keep their own parameters; `mode` picks one. */
+/**
+ * Self-supervised pretext tasks of `misfm pretrain` (src/ssl/methods.ts): Volume Fusion (the
+ * default), and the baselines of the MIS-FM paper's Table 2 as PyMIC implements them.
+ */
+export const PRETRAIN_METHODS = ['volf', 'patch-swap', 'genesis', 'mim'] as const;
+export type PretrainMethod = (typeof PRETRAIN_METHODS)[number];
+
+export const PATCH_SWAP_MODES = ['disjoint', 'pymic'] as const;
+export const MIM_COUNTS = ['exact', 'bernoulli'] as const;
+export const MIM_LOSSES = ['masked', 'all'] as const;
+
+/** Patch Swapping (Chen et al. 2019, PyMIC `PatchSwaping`): swap pairs of equal blocks, restore the crop. */
+export interface PatchSwapConfig {
+  /** [min, max] swaps per crop, inclusive. */
+  blockCount: [number, number];
+  /** Block size (D, H, W). */
+  blockSize: Triple;
+  /**
+   * 'disjoint': each pair is non-overlapping and swapped in the current image, as the paper
+   * describes, so the crop keeps its intensity histogram exactly; 'pymic': PyMIC's transform,
+   * which copies from the uncorrupted crop and lets blocks overlap.
+   */
+  mode: (typeof PATCH_SWAP_MODES)[number];
+}
+
+/** Model Genesis (Zhou et al. 2021) as PyMIC's transforms chain it: local shuffling, non-linear, in-/out-painting. */
+export interface GenesisConfig {
+  localShuffle: { p: number; blockCount: [number, number]; blockSize: Triple };
+  /** Bezier intensity curve; `blocks` random blocks each get their own curve (0 = the whole crop). */
+  nonLinear: { p: number; blocks: number; blockSize: Triple };
+  /** With probability p: in-painting with probability inP, else out-painting. */
+  inOutPaint: {
+    p: number; inP: number;
+    inBlockCount: [number, number]; inBlockSize: Triple;
+    outBlockCount: [number, number];
+    /** Out-painting keeps blocks of size crop - outMargin. */
+    outMargin: Triple;
+  };
+}
+
+/** Masked image modelling (Chen et al., WACV 2023; SimMIM-style on a block grid). */
+export interface MimConfig {
+  /** Share of grid blocks masked (set to 0). */
+  ratio: number;
+  blockSize: Triple;
+  /** 'exact': ceil(ratio * blocks) blocks (SimMIM's generator); 'bernoulli': each block with p = ratio (PyMIC's transform). */
+  count: (typeof MIM_COUNTS)[number];
+  /** 'masked': L1 over masked voxels only (SimMIM / Chen et al.); 'all': L1 over the crop (PyMIC's agent). */
+  loss: (typeof MIM_LOSSES)[number];
+}
+
+/** Self-supervision: the pretext `method` and each method's parameters. */
 export interface SslConfig {
+  /** Pretext task of `misfm pretrain`; 'volf' (Volume Fusion) by default. */
+  method: PretrainMethod;
   /** 'blocks': the 2024 batch-level algorithm matching the paper; 'grid': the later regular grid. */
   mode: FusionMode;
   /** K: number of non-zero fusion levels; the segmentation head then has K + 1 classes. */
@@ -94,6 +147,9 @@ export interface SslConfig {
     /** Share of grid cells that get a non-zero level. */
     foregroundRatio: number;
   };
+  patchSwap: PatchSwapConfig;
+  genesis: GenesisConfig;
+  mim: MimConfig;
 }
 
 export const OPTIMIZERS = ['adam', 'adamw', 'sgd'] as const;

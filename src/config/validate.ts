@@ -9,11 +9,13 @@ import {
 } from './check.js';
 import {
   AXES, BLEND_MODES, CHECKPOINT_CHOICES, FUSION_MODES, INIT_MODES, INTENSITY_KINDS, KEEP_LARGEST_MODES, OPTIMIZERS,
-  SCHEDULER_KINDS, SCHEDULER_UNITS, TASKS,
+  SCHEDULER_KINDS, SCHEDULER_UNITS, TASKS, PRETRAIN_METHODS, PATCH_SWAP_MODES, MIM_COUNTS, MIM_LOSSES,
+  type PatchSwapConfig, type GenesisConfig, type MimConfig,
   type DataConfig, type LabelsConfig, type InferenceConfig, type IntensityConfig, type OutputConfig, type RunConfig, type SchedulerConfig,
   type SslConfig, type TrainingConfig, type Triple,
 } from './types.js';
 import type { AugmentOp, AugmentSpec } from '../data/augment.js';
+import { pretextClassNum } from './derive.js';
 
 /** Top-level keys of a run config. */
 export const TOP_KEYS = ['task', 'model', 'data', 'ssl', 'training', 'inference', 'output'] as const;
@@ -95,11 +97,22 @@ const data: Check<DataConfig> = sectionOf<DataConfig>({
 });
 
 const ssl: Check<SslConfig> = (v, path) => {
+  const block = sectionOf<{ p: number; blockCount: [number, number]; blockSize: Triple }>({ p: prob, blockCount: orderedPair(0), blockSize: triple(1) });
   const s = section<SslConfig>(v, path, {
+    method: oneOf(PRETRAIN_METHODS),
     mode: oneOf(FUSION_MODES),
     levels: int({ min: 1, max: 255 }),
     blocks: sectionOf<SslConfig['blocks']>({ count: orderedPair(0), sizeMin: triple(1), sizeMax: triple(1) }),
     grid: sectionOf<SslConfig['grid']>({ sizeMin: triple(1), sizeMax: triple(1), foregroundRatio: prob }),
+    patchSwap: sectionOf<PatchSwapConfig>({ blockCount: orderedPair(0), blockSize: triple(1), mode: oneOf(PATCH_SWAP_MODES) }),
+    genesis: sectionOf<GenesisConfig>({
+      localShuffle: block,
+      nonLinear: sectionOf<GenesisConfig['nonLinear']>({ p: prob, blocks: int({ min: 0 }), blockSize: triple(1) }),
+      inOutPaint: sectionOf<GenesisConfig['inOutPaint']>({
+        p: prob, inP: prob, inBlockCount: orderedPair(0), inBlockSize: triple(1), outBlockCount: orderedPair(0), outMargin: triple(0),
+      }),
+    }),
+    mim: sectionOf<MimConfig>({ ratio: num({ min: 0, minExclusive: true, max: 1 }), blockSize: triple(1), count: oneOf(MIM_COUNTS), loss: oneOf(MIM_LOSSES) }),
   });
   sizeBounds(`${path}.blocks`, s.blocks.sizeMin, s.blocks.sizeMax);
   sizeBounds(`${path}.grid`, s.grid.sizeMin, s.grid.sizeMax);
@@ -208,8 +221,11 @@ export function validateRunConfig(raw: unknown): RunConfig {
     if (inf.window.some((v) => v % 32 !== 0)) fail('inference.window', `${show(inf.window)} must be a multiple of 32 on every axis for SwinUNETR`);
   }
   if (task === 'pretrain') {
-    if (model.classNum !== s.levels + 1) {
+    if (s.method === 'volf' && model.classNum !== s.levels + 1) {
       fail('model.classNum', `must be ssl.levels + 1 = ${s.levels + 1} for Volume Fusion pretraining (background + ${s.levels} fusion levels), got ${model.classNum}`);
+    }
+    if (s.method !== 'volf' && model.classNum !== pretextClassNum(s)) {
+      fail('model.classNum', `must be ${pretextClassNum(s)} for ssl.method '${s.method}' (a reconstruction head: one output channel per input channel), got ${model.classNum}`);
     }
     // A batch of 1 is allowed: its foreground is drawn from a second scan (never the scan itself).
   }

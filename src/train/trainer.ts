@@ -1,8 +1,8 @@
 /**
- * The iteration-based training engine shared by Volume Fusion pretraining and fine-tuning.
+ * The iteration-based training engine shared by self-supervised pretraining and fine-tuning.
  *
- * What differs between tasks comes in as a BatchSource (where batches come from) and a Validator
- * (how a model is scored); everything else is here: optimisation, schedules (per iteration or per
+ * What differs between tasks comes in as a BatchSource (where batches come from), a Validator
+ * (how a model is scored) and optionally a StepLoss (pretext tasks); everything else is here: optimisation, schedules (per iteration or per
  * validation round, as PyMIC), deep-supervised Dice+CE, gradient clipping, periodic validation with
  * best/latest checkpoints, early stopping, exact resume, SIGINT/SIGTERM handling, progress on a TTY
  * and JSON-lines metrics.
@@ -33,9 +33,17 @@ export interface TrainableModel extends Module {
 export interface Batch {
   /** [N, C, D, H, W] float32 network input. */
   image: Tensor;
-  /** [N, K, D, H, W] one-hot (or soft) float32 target. */
+  /** [N, K, D, H, W] one-hot (or soft) float32 target; for reconstruction tasks the intensities to restore. */
   target: Tensor;
+  /** Optional per-voxel loss weight (PyMIC's pixel_weight), e.g. the mask of masked image modelling. */
+  weight?: Tensor;
 }
+
+/**
+ * The loss of one step from the network outputs (full resolution first, at most as many as the
+ * deep-supervision weights) and the batch. Default: deep-supervised Dice + CE (segmentation).
+ */
+export type StepLoss = (outputs: Tensor[], batch: Batch) => Tensor;
 
 /** Where batches come from. Its position must make the rest of the sequence reproducible. */
 export interface BatchSource {
@@ -55,6 +63,8 @@ export interface TrainerOptions {
   /** Builds the batch source, starting from a saved position when resuming (null: from the start). */
   makeSource: (position: unknown) => Promise<BatchSource>;
   validate?: Validator;
+  /** The task's loss (a pretext task's reconstruction loss); default deep-supervised Dice + CE. */
+  loss?: StepLoss;
   runDir: string;
   /** Resume from this misfm training checkpoint. */
   resumeFrom?: string;
@@ -180,7 +190,7 @@ export async function train(o: TrainerOptions): Promise<TrainSummary> {
         try {
           const out = ckpt !== null ? ckpt.outputs : model.forward(batch.image);
           const outs = Array.isArray(out) ? out.slice(0, dsWeights.length) : [out];
-          const loss = deepSupervisedLoss(outs, batch.target, {
+          const loss = o.loss !== undefined ? o.loss(outs, batch) : deepSupervisedLoss(outs, batch.target, {
             weights: t.lossWeights, classWeights: t.classWeights, outputWeights: dsWeights.slice(0, outs.length),
           });
           loss.backward();
@@ -194,6 +204,7 @@ export async function train(o: TrainerOptions): Promise<TrainSummary> {
       });
       batch.image.dispose();
       batch.target.dispose();
+      batch.weight?.dispose();
       if (!Number.isFinite(lastLoss)) {
         throw new MisfmError('DATA', `training diverged: loss is ${lastLoss} at iteration ${iteration + 1} (try a lower training.lr or training.gradClip)`);
       }

@@ -1,47 +1,57 @@
-/** `misfm pretrain`: Volume Fusion self-supervised pretraining. */
+/** `misfm pretrain`: self-supervised pretraining with the method of --method / ssl.method (Volume Fusion by default). */
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
 import { pretrain } from '../../ssl/pretrain.js';
 import { MisfmError } from '../../util/errors.js';
 import { positiveInt } from '../args.js';
+import { pretextMethod, pretextMethods } from '../../ssl/methods.js';
+import { PRETRAIN_METHODS } from '../../config/types.js';
 
 const USAGE = `Usage: misfm pretrain --data CACHE_OR_FOLDER... --out RUN_DIR [options]
 
-Volume Fusion pretraining (MIS-FM): fuses crops of different scans with random block-wise
-coefficients and trains the network to segment the fusion levels. A raw folder (NIfTI, NRRD,
-MetaImage, DICOM series) is prepared into RUN_DIR/cache first.
+Self-supervised pretraining on unlabelled scans. The default method is Volume Fusion (MIS-FM):
+crops of different scans are fused with random block-wise coefficients and the network segments
+the fusion levels. A raw folder (NIfTI, NRRD, MetaImage, DICOM series) is prepared into
+RUN_DIR/cache first.
+
+Methods (--method, config key ssl.method; any network of model.name, e.g. --set model.name=unet3d):
+${pretextMethods().map((m) => `  ${m.name.padEnd(11)}${m.title}\n             (${m.reference})`).join('\n')}
 
 Options:
+  --method NAME        pretext task: ${PRETRAIN_METHODS.join(' | ')} (default volf; recorded in config.json)
   --data PATH          cache folder (with manifest.json), image folder or files (repeatable)
   --out DIR            run folder: config.json, metrics.jsonl, checkpoints/{latest,best}.pt
   --config FILE        JSON / YAML run config, or a PyMIC .cfg (imported)
   --preset NAME        paper (default) | small (CPU demo: smaller network and crops)
   --set KEY=VALUE      override any config key, e.g. --set training.lr=5e-4 (repeatable)
   --iterations N       iteration budget (training.iterations)
-  --valid ID,ID        held-out scan ids for the pseudo-segmentation Dice (default: ~10% by seed)
-  --valid-samples N    fused validation crops (default 8; 4 for crops up to 32x64x64)
+  --valid ID,ID        held-out scan ids for the validation (default: ~10% by seed)
+  --valid-samples N    validation crops (default 8; 4 for crops up to 32x64x64): pseudo-segmentation
+                       Dice for volf, L1 of the restored crop (and of the corrupted input) otherwise
   --resume             continue the run in --out exactly where its last checkpoint left it
   --threads N          libtorch threads
   -q, --quiet          no progress bar (JSON lines are always written)`;
 
 export const pretrainCommand: Command = {
   name: 'pretrain',
-  summary: 'Volume Fusion self-supervised pretraining on unlabelled scans',
+  summary: 'self-supervised pretraining on unlabelled scans (Volume Fusion, Patch Swapping, Model Genesis, MIM)',
   usage: USAGE,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' } }, strict: true });
+    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' }, method: { type: 'string' } }, strict: true });
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required (a cache or image folder)');
-    const config = resolveRunConfig(values, 'paper');
+    if (values.method !== undefined) pretextMethod(values.method);
+    const config = resolveRunConfig({ ...values, set: [...(values.method !== undefined ? [`ssl.method=${values.method}`] : []), ...(values.set ?? [])] }, 'paper');
     const r = await pretrain({ config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
       ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt('valid-samples', values['valid-samples']) } : {}),
       ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()).filter((s) => s !== '') } : {}),
     });
+    const volf = config.ssl.method === 'volf';
     process.stdout.write(
-      `pretraining ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +
+      `${config.ssl.method} pretraining ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +
       ` (${r.secondsPerIteration.toFixed(2)} s/it, data wait ${(r.dataWaitFraction * 100).toFixed(1)}%)\n` +
       `  training scans ${r.trainCases}, held-out scans ${r.validCases.length}\n` +
-      `  last loss ${r.lastLoss.toFixed(4)}; best validation Dice ${r.best === null ? 'n/a' : `${r.best.score.toFixed(4)} at iteration ${r.best.iteration}`}\n` +
+      `  last loss ${r.lastLoss.toFixed(4)}; best validation ${volf ? 'Dice' : 'L1'} ${r.best === null ? 'n/a' : `${(volf ? r.best.score : -r.best.score).toFixed(4)} at iteration ${r.best.iteration}`}\n` +
       `  checkpoints: ${r.checkpoints.latest}${r.checkpoints.best !== null ? `, ${r.checkpoints.best}` : ''}\n` +
       `  metrics: ${r.runDir}/metrics.jsonl (plot with: misfm plot ${r.runDir})\n`);
     return r.interrupted ? 130 : 0;
