@@ -15,6 +15,7 @@ import { VoCoModel, vocoHeadDefaults, type VoCoBackbone } from '../../src/ssl/vo
 import { ceLossCvpr, ceLossTpami, onlineAssign, regularizationLoss, vocoLossCvpr, vocoLossTpami, type VoCoLayout } from '../../src/ssl/voco/losses.js';
 import { bernoulliKeepMask } from '../../src/nn/layers/drop-path.js';
 import { Module } from '../../src/nn/module.js';
+import { Linear } from '../../src/nn/layers/linear.js';
 import { f32, i64, shapeOf, vocoMeta, weightsUnder, hashVolumeDHW } from './voco-fixture.js';
 
 const RTOL = 1e-4, ATOL = 1e-5;
@@ -215,4 +216,37 @@ test('row dropout zeroes whole rows at rate p and scales kept rows by 1/(1-p); t
     assert.ok(Math.abs(kept.length / n - 0.8) < 0.03, `kept fraction ${kept.length / n}`);
     mask.dispose(); ones.dispose();
   } finally { m.dispose(); }
+});
+
+/** A tiny deterministic backbone for the CVPR wiring test: embedding = Linear(flattened crop). */
+class LinearBackbone extends Module implements VoCoBackbone {
+  readonly embeddingDim = 6;
+  readonly fc: Linear;
+  constructor() { super(); this.fc = this.registerModule('fc', new Linear(8, 6)); }
+  embed(x: Tensor): Tensor { return this.fc.forward(x.flatten(1)); }
+}
+
+test('CVPR variant: whole-network EMA (teacher backbone too), no feature dropout, the CVPR loss on the step outputs', () => {
+  manualSeed(11);
+  const m = new VoCoModel(() => new LinearBackbone(), { ...vocoHeadDefaults('cvpr'), hiddenDim: 8, outDim: 8 });
+  const layout: VoCoLayout = { volumes: 2, randomPerVolume: 1, bases: 4 };
+  const x = fromTypedArray(Float32Array.from({ length: 10 * 8 }, (_, i) => Math.sin(i * 0.7)), [10, 1, 2, 2, 2]);
+  const labels = fromTypedArray(Float32Array.from([0.5, 0.5, 0, 0, 0, 0, 0.25, 0.75]), [2, 1, 4]);
+  try {
+    assert.ok(m.teacherBackbone !== null);
+    assert.deepEqual([...m.stateDict().keys()].filter((k) => k.startsWith('teacher_backbone.')), ['teacher_backbone.fc.weight', 'teacher_backbone.fc.bias']);
+    const sb = m.backbone.parameters().map((p) => p.dataF32()), tb = m.teacherBackbone.parameters().map((p) => p.dataF32());
+    const r = m.step(x, labels, layout);
+    m.teacherBackbone.parameters().forEach((p, i) => assertClose(p.dataF32(), tb[i]!.map((v, k) => 0.9 * v + 0.1 * sb[i]![k]!), 1e-6, 1e-7, 'teacher backbone EMA'));
+    // No dropout: the student output is the student head on the clean embedding.
+    const again = noGrad(() => m.student.forward(m.backbone.embed(x)));
+    assertClose(r.student.dataF32(), again.dataF32(), 1e-6, 1e-7, 'student without dropout');
+    const ref = vocoLossCvpr(r.student, r.teacher, labels, layout);
+    close(r.total.item(), ref.total.item(), 'CVPR total');
+    assert.deepEqual(Object.keys(r.terms), ['pos', 'neg', 'reg']);
+    r.total.backward();
+    assert.ok(m.backbone.parameters().every((p) => p.grad !== null), 'the student backbone learns');
+    assert.ok(m.teacherBackbone.parameters().every((p) => p.grad === null), 'the teacher backbone gets no gradient');
+    again.dispose();
+  } finally { m.dispose(); x.dispose(); labels.dispose(); }
 });
