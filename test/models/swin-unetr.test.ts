@@ -130,3 +130,24 @@ test('VoCo backbone on the 22 fixture crops: embeddings and row-0 intermediates 
     assertClose(corner(seen.get('encoder2')!, 6, 32), f32('intermediates/sample0/enc1_encoder2_corner16'), RTOL, ATOL, 'encoder2 corner');
   } finally { net.dispose(); }
 });
+
+test("axisOrder 'xyz' is the network run on the (W, H, D) transpose: same logits as 'dhw' on the transposed input", () => {
+  manualSeed(4);
+  const a = new SwinUNETR({ inChannels: 1, classNum: 2, featureSize: 12, windowSize: 3, useV2: true, axisOrder: 'xyz' });
+  const b = new SwinUNETR({ inChannels: 1, classNum: 2, featureSize: 12, windowSize: 3, useV2: true, axisOrder: 'dhw' });
+  try {
+    b.loadStateDict(a.stateDict());
+    a.eval(); b.eval();
+    const x = fromTypedArray(Float32Array.from({ length: 32 * 64 * 32 }, (_, i) => Math.sin(i * 0.37)), [1, 1, 32, 64, 32]);
+    const ya = noGrad(() => a.forward(x));
+    assert.deepEqual(ya.shape, [1, 2, 32, 64, 32], 'logits come back in (D, H, W)');
+    const xt = x.permute([0, 1, 4, 3, 2]).contiguous();
+    const yb = noGrad(() => b.forward(xt));
+    const ybt = yb.permute([0, 1, 4, 3, 2]).contiguous();
+    assertClose(ya.dataF32(), ybt.dataF32(), 1e-5, 1e-6, 'xyz vs transposed dhw');
+    // And the order matters: 'dhw' on the untransposed input differs.
+    const yc = noGrad(() => b.forward(x));
+    assert.ok(yc.dataF32().some((v, i) => Math.abs(v - ya.dataF32()[i]!) > 1e-3));
+    for (const t of [x, ya, xt, yb, ybt, yc]) t.dispose();
+  } finally { a.dispose(); b.dispose(); }
+});
