@@ -14,6 +14,9 @@ import { train, type TrainSummary, type TrainableModel } from '../train/trainer.
 import { initFromCheckpoint } from '../train/init.js';
 import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../train/run-setup.js';
 import { pretextMethod } from './methods.js';
+import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { MisfmError } from '../util/errors.js';
 
 export { fusionDice } from './volf-method.js';
 
@@ -60,10 +63,24 @@ function loaderOptions(cfg: RunConfig, cache: string): LoaderOptions {
 
 export { ensureCache };
 
+/** A resumed run must keep its pretext method (its head and batches): refuse a switch. */
+function checkSameMethod(cfg: RunConfig, runDir: string): void {
+  const file = path.join(runDir, 'config.json');
+  if (!existsSync(file)) return;
+  let saved: unknown;
+  try { saved = JSON.parse(readFileSync(file, 'utf8')); } catch { return; } // startRun / the checkpoint report a damaged run
+  const ssl = (saved as { ssl?: { method?: unknown } } | null)?.ssl;
+  const method = typeof ssl?.method === 'string' ? ssl.method : 'volf';
+  if (method !== cfg.ssl.method) {
+    throw new MisfmError('CONFIG', `--resume: the run in ${runDir} pretrains with method '${method}', not '${cfg.ssl.method}' (start a new run folder to change the method)`, { file });
+  }
+}
+
 /** Run self-supervised pretraining (the method of config.ssl.method) end to end. */
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (o.resume === true) checkSameMethod(cfg, o.runDir);
   const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
   const cache = await ensureCache(o.data, o.runDir, log);
   cfg = recordCache(cfg, cache, o.runDir);

@@ -155,6 +155,9 @@ export function reconstructionMetrics(model: TrainableModel, samples: readonly R
 export async function reconstructionTask(ctx: PretextContext, spec: ReconstructionSpec): Promise<PretextTask> {
   const cfg = ctx.config;
   if (cfg.model.inChannels !== 1) throw new MisfmError('CONFIG', `${cfg.ssl.method} pretraining restores one-channel crops: model.inChannels must be 1, got ${cfg.model.inChannels}`);
+  if (spec.activation === 'tanh' && cfg.data.intensity.kind !== 'ct-window') {
+    ctx.log(`note: ${cfg.ssl.method} restores through tanh, which assumes intensities in [-1, 1] as the CT window gives; data.intensity is '${cfg.data.intensity.kind}'`);
+  }
   const base = ctx.loader;
   const valStream = await CorruptionStream.open({
     loader: { ...base, caseIds: ctx.validCases.length > 0 ? ctx.validCases : ctx.trainCases, numSamples: ctx.validSamples, batchSize: 1, workers: 1, flip: false },

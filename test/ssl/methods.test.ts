@@ -88,4 +88,6 @@ test('a reconstruction pretraining resumes exactly (loader position and corrupti
     return [...m.entries()].sort((a, b) => a[0] - b[0]).map(([, l]) => l);
   };
   assert.deepEqual(losses(cut), losses(full));
+  await assert.rejects(pretrain({ config: tinyConfig('patch-swap', 'unet3d', 4), data: [tinyCache()], runDir: cut, quiet: true, validCases: ['c'], resume: true, log: () => {} }),
+    (e: unknown) => e instanceof MisfmError && e.code === 'CONFIG' && /pretrains with method 'mim', not 'patch-swap'/.test(e.message));
 });
