@@ -27,7 +27,11 @@ import { vocoLossCvpr, vocoLossTpami, type VoCoLayout, type VoCoLossTerms } from
 /** What VoCo needs from a backbone: one embedding per crop. */
 export interface VoCoBackbone extends Module {
   readonly embeddingDim: number;
-  /** [N, 1, D, H, W] -> [N, embeddingDim]. Rows must be independent (no batch statistics). */
+  /**
+   * [N, 1, D, H, W] -> [N, embeddingDim], all rows in one batched pass. SwinUNETR's encoder uses
+   * instance/layer norms only, so rows are independent; PCT-Net's BatchNorm sees batch statistics
+   * over all rows in training mode, as the same network would in PyTorch.
+   */
   embed(x: Tensor): Tensor;
 }
 
