@@ -8,6 +8,14 @@
  * child loads strictly, so the per-step losses must agree too.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/voco.js [--backbones swin,pct] [--reps 2] [--threads 2] [--no-python]
+ *
+ * Status (first measurement, 2 threads, machine shared with 7 other jobs): PCT-Net small encoder,
+ * 22 crops of 32x64x64: misfm 125 s/step, 5.05 GB peak RSS; PyTorch eager 265 s/step, 5.11 GB
+ * (x0.47 time, x0.99 RSS; an earlier run x0.84 / x0.68). The step losses do NOT agree yet
+ * (0.712 vs 0.787 at step 1): misfm's VoCo pieces match the voco_small fixture, so the suspect is
+ * this file's PyTorch port (bench/voco_ref.py), unverified against the fixture; until the losses
+ * agree the timings compare two steps that are not proven identical. The SwinUNETR setting was not
+ * measured (too slow under the shared load).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
