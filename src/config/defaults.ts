@@ -70,6 +70,7 @@ const PAPER: RunConfig = {
       },
     },
     mim: { ratio: 0.45, blockSize: [8, 16, 16], count: 'exact', loss: 'masked' }, // MaskedImageModeling_* defaults; count/loss: SimMIM
+    voco: { variant: 'tpami', grid: 3, randomCrops: 2, hiddenDim: 1024, outDim: 1024, featureDropout: null, emaMomentum: 0.9, augment: true }, // voco-spec 1.2, 2.3-2.4 (TPAMI)
   },
   training: {
     optimizer: 'adam',                         // spec 2.3: torch.optim.Adam (L2-style decay, not AdamW)

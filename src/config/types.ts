@@ -78,12 +78,37 @@ export type FusionMode = (typeof FUSION_MODES)[number];
  * Self-supervised pretext tasks of `misfm pretrain` (src/ssl/methods.ts): Volume Fusion (the
  * default), and the baselines of the MIS-FM paper's Table 2 as PyMIC implements them.
  */
-export const PRETRAIN_METHODS = ['volf', 'patch-swap', 'genesis', 'mim'] as const;
+export const PRETRAIN_METHODS = ['volf', 'patch-swap', 'genesis', 'mim', 'voco'] as const;
 export type PretrainMethod = (typeof PRETRAIN_METHODS)[number];
 
 export const PATCH_SWAP_MODES = ['disjoint', 'pymic'] as const;
 export const MIM_COUNTS = ['exact', 'bernoulli'] as const;
 export const MIM_LOSSES = ['masked', 'all'] as const;
+
+export const VOCO_VARIANTS = ['tpami', 'cvpr'] as const;
+
+/**
+ * VoCo volume contrast (Wu, Zhuang, Chen; CVPR 2024, TPAMI 2025; spec voco-spec.md). A random
+ * window of (D, grid·r, grid·r) is read per volume, with (D, r, r) = data.patchSize (r = H = W);
+ * data.batchSize volumes per step; model.name picks the backbone (swinunetr or pctnet).
+ */
+export interface VoCoConfig {
+  /** 'tpami' (the VoCo-B/L/H recipe; default) or 'cvpr' (symmetric logits, l² negatives, whole-network EMA, no feature dropout). */
+  variant: (typeof VOCO_VARIANTS)[number];
+  /** n: base crops on an n×n grid in the H-W plane (TPAMI 3). */
+  grid: number;
+  /** Random crops per volume (sw_batch_size, 2). */
+  randomCrops: number;
+  /** Projector hidden and output width (TPAMI 1024). */
+  hiddenDim: number;
+  outDim: number;
+  /** Row-wise dropout of the student's embeddings; null: the variant's (TPAMI 0.2, CVPR 0). */
+  featureDropout: number | null;
+  /** EMA momentum of the teacher (0.9, constant). */
+  emaMomentum: number;
+  /** Per-crop flips (p 0.2 per axis), rot90 in the H-W plane (p 0.2) and intensity shift ±0.1 (p 0.5), after the labels are fixed. */
+  augment: boolean;
+}
 
 /** Patch Swapping (Chen et al. 2019, PyMIC `PatchSwaping`): swap pairs of equal blocks, restore the crop. */
 export interface PatchSwapConfig {
@@ -150,6 +175,7 @@ export interface SslConfig {
   patchSwap: PatchSwapConfig;
   genesis: GenesisConfig;
   mim: MimConfig;
+  voco: VoCoConfig;
 }
 
 export const OPTIMIZERS = ['adam', 'adamw', 'sgd'] as const;

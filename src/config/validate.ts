@@ -9,8 +9,8 @@ import {
 } from './check.js';
 import {
   AXES, BLEND_MODES, CHECKPOINT_CHOICES, FUSION_MODES, INIT_MODES, INTENSITY_KINDS, KEEP_LARGEST_MODES, OPTIMIZERS,
-  SCHEDULER_KINDS, SCHEDULER_UNITS, TASKS, PRETRAIN_METHODS, PATCH_SWAP_MODES, MIM_COUNTS, MIM_LOSSES,
-  type PatchSwapConfig, type GenesisConfig, type MimConfig,
+  SCHEDULER_KINDS, SCHEDULER_UNITS, TASKS, PRETRAIN_METHODS, VOCO_VARIANTS, PATCH_SWAP_MODES, MIM_COUNTS, MIM_LOSSES,
+  type PatchSwapConfig, type GenesisConfig, type MimConfig, type VoCoConfig,
   type DataConfig, type LabelsConfig, type InferenceConfig, type IntensityConfig, type OutputConfig, type RunConfig, type SchedulerConfig,
   type SslConfig, type TrainingConfig, type Triple,
 } from './types.js';
@@ -113,6 +113,10 @@ const ssl: Check<SslConfig> = (v, path) => {
       }),
     }),
     mim: sectionOf<MimConfig>({ ratio: num({ min: 0, minExclusive: true, max: 1 }), blockSize: triple(1), count: oneOf(MIM_COUNTS), loss: oneOf(MIM_LOSSES) }),
+    voco: sectionOf<VoCoConfig>({
+      variant: oneOf(VOCO_VARIANTS), grid: int({ min: 2 }), randomCrops: int({ min: 1 }), hiddenDim: int({ min: 1 }), outDim: int({ min: 1 }),
+      featureDropout: nullable(num({ min: 0, max: 1, maxExclusive: true })), emaMomentum: num({ min: 0, max: 1 }), augment: bool,
+    }),
   });
   sizeBounds(`${path}.blocks`, s.blocks.sizeMin, s.blocks.sizeMax);
   sizeBounds(`${path}.grid`, s.grid.sizeMin, s.grid.sizeMax);
@@ -216,11 +220,22 @@ export function validateRunConfig(raw: unknown): RunConfig {
       fail('inference.window', `${show(inf.window)} must equal model.inputSize ${show(model.inputSize)} for PCT-Net (the window cannot shrink below the network input; spec 7.1)`);
     }
   }
+  if (model.name === 'swinunetr') {
+    // MONAI's check: the patch embedding and four mergings halve every axis five times.
+    if (d.patchSize.some((v) => v % 32 !== 0)) fail('data.patchSize', `${show(d.patchSize)} must be a multiple of 32 on every axis for SwinUNETR`);
+    if (inf.window.some((v) => v % 32 !== 0)) fail('inference.window', `${show(inf.window)} must be a multiple of 32 on every axis for SwinUNETR`);
+  }
   if (task === 'pretrain') {
     if (s.method === 'volf' && model.classNum !== s.levels + 1) {
       fail('model.classNum', `must be ssl.levels + 1 = ${s.levels + 1} for Volume Fusion pretraining (background + ${s.levels} fusion levels), got ${model.classNum}`);
     }
-    if (s.method !== 'volf' && model.classNum !== pretextClassNum(s)) {
+    if (s.method === 'voco') {
+      // The backbone's embedding is the output; model.classNum is unused (the fine-tuning head is separate).
+      if (model.name !== 'swinunetr' && model.name !== 'pctnet') fail('model.name', `VoCo backbones are 'swinunetr' (VoCo's own) and 'pctnet' (pooled multi-scale encoder), got '${model.name}'`);
+      if (d.patchSize[1] !== d.patchSize[2]) fail('data.patchSize', `${show(d.patchSize)}: VoCo crops are square in the H-W plane (D, r, r)`);
+      if (d.batchSize < 2) fail('data.batchSize', `VoCo needs at least 2 volumes per batch (inter-volume contrast pairs volume i with i+1), got ${d.batchSize}`);
+      if (model.name === 'swinunetr' && d.patchSize.some((v) => v < 64)) fail('data.patchSize', `${show(d.patchSize)}: SwinUNETR's VoCo embedding needs at least 64 per axis (encoder10's instance norm)`);
+    } else if (s.method !== 'volf' && model.classNum !== pretextClassNum(s)) {
       fail('model.classNum', `must be ${pretextClassNum(s)} for ssl.method '${s.method}' (a reconstruction head: one output channel per input channel), got ${model.classNum}`);
     }
     // A batch of 1 is allowed: its foreground is drawn from a second scan (never the scan itself).
@@ -228,7 +243,7 @@ export function validateRunConfig(raw: unknown): RunConfig {
   if (d.labels !== null && model.classNum !== d.labels.values.length + 1) {
     fail('model.classNum', `must be ${d.labels.values.length + 1} (background + the ${d.labels.values.length} classes of data.labels), got ${model.classNum}`);
   }
-  if (t.deepSupervision.enabled && !model.multiscalePred) {
+  if (t.deepSupervision.enabled && !('multiscalePred' in model && model.multiscalePred)) {
     fail('training.deepSupervision.enabled', 'needs model.multiscalePred = true (the network must return its multi-scale outputs); set one of the two');
   }
   if (t.classWeights !== null && t.classWeights.length !== model.classNum) {

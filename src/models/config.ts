@@ -7,26 +7,30 @@ import { ConfigError } from '../util/errors.js';
 import { resolvePCTNetOptions, type PCTNetOptions, type ResolvedPCTNetOptions } from './pctnet/options.js';
 import { resolveUNet3DOptions, type UNet3DOptions, type ResolvedUNet3DOptions } from './unet3d.js';
 import { resolveFMUNetOptions, type FMUNetOptions, type ResolvedFMUNetOptions } from './fmunet.js';
+import { resolveSwinUNETROptions, SWIN_UNETR_KEYS, type SwinUNETROptions, type ResolvedSwinUNETROptions } from './swin-unetr/options.js';
 
 export type PCTNetConfig = { name: 'pctnet' } & PCTNetOptions;
 export type UNet3DConfig = { name: 'unet3d' } & UNet3DOptions;
 export type FMUNetConfig = { name: 'fmunet' } & FMUNetOptions;
+export type SwinUNETRConfig = { name: 'swinunetr' } & SwinUNETROptions;
 /** What a config file or preset holds; omitted keys take each network's defaults. */
-export type ModelConfig = PCTNetConfig | UNet3DConfig | FMUNetConfig;
+export type ModelConfig = PCTNetConfig | UNet3DConfig | FMUNetConfig | SwinUNETRConfig;
 
 /** A config with every default filled in (what a trained model records). */
 export type ResolvedModelConfig =
   | ({ name: 'pctnet' } & ResolvedPCTNetOptions)
   | ({ name: 'unet3d' } & ResolvedUNet3DOptions)
-  | ({ name: 'fmunet' } & ResolvedFMUNetOptions);
+  | ({ name: 'fmunet' } & ResolvedFMUNetOptions)
+  | ({ name: 'swinunetr' } & ResolvedSwinUNETROptions);
 
-export const MODEL_NAMES = ['pctnet', 'unet3d', 'fmunet'] as const;
+export const MODEL_NAMES = ['pctnet', 'unet3d', 'fmunet', 'swinunetr'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 const KEYS: Readonly<Record<ModelName, readonly string[]>> = {
   pctnet: ['inChannels', 'classNum', 'inputSize', 'featureChns', 'dropout', 'depths', 'numHeads', 'windowSizes', 'resolutionMode', 'multiscalePred'],
   unet3d: ['inChannels', 'classNum', 'featureChns', 'dropout', 'upMode', 'normType', 'multiscalePred', 'initialization'],
   fmunet: ['inChannels', 'classNum', 'featureChns', 'dropout', 'resMode', 'depth', 'multiscalePred', 'initialization'],
+  swinunetr: SWIN_UNETR_KEYS,
 };
 
 function editDistance(a: string, b: string): number {
@@ -69,6 +73,7 @@ export function resolveModelConfig(raw: unknown, path = 'network'): ResolvedMode
     case 'pctnet': return { name: n, ...resolvePCTNetOptions(obj as unknown as PCTNetOptions, p) };
     case 'unet3d': return { name: n, ...resolveUNet3DOptions(obj as unknown as UNet3DOptions, p) };
     case 'fmunet': return { name: n, ...resolveFMUNetOptions(obj as unknown as FMUNetOptions, p) };
+    case 'swinunetr': return { name: n, ...resolveSwinUNETROptions(obj as unknown as SwinUNETROptions, p) };
   }
 }
 

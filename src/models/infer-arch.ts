@@ -7,6 +7,7 @@ import type { Tensor } from '../engine/tensor.js';
 import type { RawTensor } from '../engine/dtype.js';
 import type { ModelName } from './config.js';
 import { PRESETS } from './registry.js';
+import { normaliseVoCoStateDict } from './swin-unetr/load.js';
 
 export interface InferredArchitecture {
   /** The network the names belong to, or null if none matches. */
@@ -97,10 +98,43 @@ function inferFMUNet(sd: ReadonlyMap<string, AnyTensor>, out: InferredArchitectu
   out.unknown['multiscalePred'] = 'the four output layers exist in every checkpoint';
 }
 
+function inferSwinUNETR(sd: ReadonlyMap<string, AnyTensor>, out: InferredArchitecture): void {
+  const c = out.config;
+  const pe = shapeOf(sd, 'swinViT.patch_embed.proj.weight');
+  c['inChannels'] = pe?.[1];
+  c['featureSize'] = pe?.[0];
+  c['depths'] = [1, 2, 3, 4].map((i) => countIndexed(sd, `swinViT.layers${i}.0.blocks.`));
+  c['numHeads'] = [1, 2, 3, 4].map((i) => shapeOf(sd, `swinViT.layers${i}.0.blocks.0.attn.relative_position_bias_table`)?.[1]);
+  const rows = shapeOf(sd, 'swinViT.layers1.0.blocks.0.attn.relative_position_bias_table')?.[0];
+  if (rows !== undefined) c['windowSize'] = Math.round((Math.cbrt(rows) + 1) / 2);
+  c['useV2'] = sd.has('swinViT.layers1c.0.layer.conv1.conv.weight');
+  const outW = shapeOf(sd, 'out.conv.conv.weight');
+  if (outW !== undefined) c['classNum'] = outW[0];
+  else {
+    delete c['classNum'];
+    out.unknown['classNum'] = 'encoder-only weights (as VoCo releases them): decoder5..1 and out are not in the file and start from random values';
+  }
+  out.unknown['axisOrder'] = "not stored: weights trained by MONAI/VoCo expect (X, Y, Z) RAS input, i.e. axisOrder 'xyz' with data orientation RAS (spec 1.5)";
+  out.unknown['downsample'] = "'merging' and 'mergingv2' have the same weights; MONAI's default and VoCo use 'merging'";
+  out.unknown['dropPathRate'] = 'dropout has no weights';
+}
+
 /** Infer the network type and as much of its config as the weights determine. */
-export function inferArchitecture(stateDict: ReadonlyMap<string, AnyTensor>): InferredArchitecture {
+export function inferArchitecture(stateDict0: ReadonlyMap<string, AnyTensor>): InferredArchitecture {
   const out: InferredArchitecture = { name: null, keyLayout: null, config: {}, unknown: {}, notes: [] };
-  if (stateDict.has('embeddings.0.proj.weight') && stateDict.has('pyramid_ct.down3.conv.2.weight')) {
+  let stateDict = stateDict0;
+  const keys = [...stateDict0.keys()];
+  // VoCo layouts: TPAMI training state (backbone./student./teacher.), CVPR's swin_vit naming.
+  if (keys.some((k) => k.startsWith('backbone.')) || keys.some((k) => k.includes('swin_vit'))) {
+    const { stateDict: sd, renamed } = normaliseVoCoStateDict(stateDict0);
+    const heads = [...sd.keys()].filter((k) => /^(student|teacher)\./.test(k));
+    stateDict = new Map([...sd].filter(([k]) => !/^(student|teacher|teacher_backbone)\./.test(k)));
+    out.notes.push(`VoCo checkpoint layout (${renamed.join(', ')})${heads.length > 0 ? `; ${heads.length} student/teacher projector tensors are pretraining-only and ignored` : ''}`);
+  }
+  if (stateDict.has('swinViT.patch_embed.proj.weight')) {
+    out.name = 'swinunetr';
+    inferSwinUNETR(stateDict, out);
+  } else if (stateDict.has('embeddings.0.proj.weight') && stateDict.has('pyramid_ct.down3.conv.2.weight')) {
     out.name = 'pctnet';
     inferPCTNet(stateDict, out);
   } else if (stateDict.has('encoder.in_conv.conv_conv.0.weight')) {

@@ -10,6 +10,7 @@ import type { SegmentationNetwork } from './types.js';
 import { PCTNet } from './pctnet/model.js';
 import { UNet3D } from './unet3d.js';
 import { FMUNet } from './fmunet.js';
+import { SwinUNETR } from './swin-unetr/model.js';
 
 /**
  * Named configurations.
@@ -17,6 +18,8 @@ import { FMUNet } from './fmunet.js';
  * - pctnet-small: a 3 M-parameter PCT-Net for CPU demos and tests (same layout as the parity fixture).
  * - unet3d-volf: PyMIC's 3D U-Net as used in the VolF demos.
  * - fmunet: MIS-FM's FMUNet with PyMIC defaults.
+ * - swinunetr-voco: MONAI SwinUNETR-v2, feature size 48, as VoCo-B is fine-tuned (axes (X,Y,Z) for the released weights).
+ * - swinunetr-small: a feature-size-12 SwinUNETR-v2 for CPU tests and demos.
  */
 export const PRESETS: Readonly<Record<string, ModelConfig>> = {
   'pctnet-paper': {
@@ -34,6 +37,8 @@ export const PRESETS: Readonly<Record<string, ModelConfig>> = {
   'fmunet': {
     name: 'fmunet', inChannels: 1, classNum: 5, featureChns: [32, 64, 128, 256, 512], dropout: 0.2, resMode: 0, depth: 2, multiscalePred: true,
   },
+  'swinunetr-voco': { name: 'swinunetr', inChannels: 1, classNum: 14, featureSize: 48, useV2: true, axisOrder: 'xyz' },
+  'swinunetr-small': { name: 'swinunetr', inChannels: 1, classNum: 5, featureSize: 12, useV2: true, axisOrder: 'xyz' },
 };
 
 /** A preset with some keys overridden (the result is validated when a model is created). */
@@ -52,6 +57,7 @@ export function createModel(config: ModelConfig | ResolvedModelConfig | unknown)
     case 'pctnet': return new PCTNet(c);
     case 'unet3d': return new UNet3D(c);
     case 'fmunet': return new FMUNet(c);
+    case 'swinunetr': return new SwinUNETR(c);
   }
 }
 
@@ -61,5 +67,6 @@ export function configOf(net: SegmentationNetwork): ResolvedModelConfig {
   // UNet3D's auxiliary heads exist only if built with multiscalePred, so the built value counts.
   if (net instanceof UNet3D) return { name: 'unet3d', ...net.options };
   if (net instanceof FMUNet) return { name: 'fmunet', ...net.options, multiscalePred: net.multiscalePred };
+  if (net instanceof SwinUNETR) return { name: 'swinunetr', ...net.options };
   throw new MisfmError('ARGUMENT', `configOf: ${net.constructor.name} is not a registered network`);
 }

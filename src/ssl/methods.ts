@@ -15,13 +15,14 @@
 import type { LoaderOptions } from '../data/loader.js';
 import type { PretrainMethod, RunConfig } from '../config/types.js';
 import { PRETRAIN_METHODS } from '../config/types.js';
-import type { BatchSource, StepLoss, Validator } from '../train/trainer.js';
+import type { BatchSource, StepLoss, TrainableModel, Validator } from '../train/trainer.js';
 import { MisfmError } from '../util/errors.js';
 import { suggest } from '../models/config.js';
 import { volfMethod } from './volf-method.js';
 import { patchSwapMethod } from './patch-swap.js';
 import { genesisMethod } from './genesis.js';
 import { mimMethod } from './mim.js';
+import { vocoMethod } from './voco/method.js';
 
 /** What a method is given to set its task up: the resolved config and the shared data path. */
 export interface PretextContext {
@@ -46,6 +47,10 @@ export interface PretextTask {
   validate: Validator;
   /** The head's loss; undefined = the segmentation loss (deep-supervised Dice + CE). */
   loss?: StepLoss;
+  /** The model to train when the method needs more than config.model (VoCo: backbone + projectors); default createModel(config.model). */
+  createModel?: () => TrainableModel;
+  /** Called once after training with the trained model (VoCo: export the reference layouts). */
+  finish?: (model: TrainableModel, runDir: string, iteration: number) => void;
 }
 
 export interface PretextMethod {
@@ -63,6 +68,7 @@ const METHODS: Readonly<Record<PretrainMethod, PretextMethod>> = {
   'patch-swap': patchSwapMethod,
   genesis: genesisMethod,
   mim: mimMethod,
+  voco: vocoMethod,
 };
 
 /** Every registered method, in PRETRAIN_METHODS order. */

@@ -97,7 +97,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   });
 
   manualSeed(cfg.training.seed);
-  const model = createModel(cfg.model) as TrainableModel;
+  const model = task.createModel !== undefined ? task.createModel() : createModel(cfg.model) as TrainableModel;
   if (cfg.training.initCheckpoint !== null && o.resume !== true) await initFromCheckpoint(model, cfg.training.initCheckpoint, log, cfg);
   try {
     const summary = await train({
@@ -108,6 +108,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       validate: task.validate,
       ...(task.loss !== undefined ? { loss: task.loss } : {}),
     });
+    task.finish?.(model, o.runDir, summary.iterations);
     return { ...summary, runDir: o.runDir, cache, trainCases: split.train.length, validCases: split.valid };
   } finally {
     model.dispose();

@@ -4,6 +4,10 @@ import { loadPretrained, formatPretrainedReport, type PretrainedReport } from '.
 import type { SegmentationNetwork } from '../models/types.js';
 import type { Module } from '../nn/module.js';
 import type { RunConfig } from '../config/types.js';
+import { normaliseVoCoStateDict, readVoCoStateDict } from '../models/swin-unetr/load.js';
+import { SwinUNETR } from '../models/swin-unetr/model.js';
+import { CheckpointError } from '../util/errors.js';
+import type { RawTensor } from '../engine/dtype.js';
 
 /** The run config recorded in a misfm checkpoint (`misfm.config`), or null for foreign checkpoints. */
 function recordedConfig(raw: PyValue): Record<string, unknown> | null {
@@ -46,10 +50,24 @@ export function initMismatches(recorded: Record<string, unknown>, cfg: Pick<RunC
  * checkpoint's recorded preprocessing are printed too (see {@link initMismatches}).
  */
 export async function initFromCheckpoint(model: Module, file: string, log: (l: string) => void, cfg?: Pick<RunConfig, 'data'>): Promise<PretrainedReport> {
-  const ck = await loadCheckpointFile(file);
-  const report = loadPretrained(model as SegmentationNetwork, ck.stateDict);
+  let sd: ReadonlyMap<string, RawTensor>, raw: PyValue | null = null;
+  try {
+    const ck = await loadCheckpointFile(file);
+    sd = ck.stateDict; raw = ck.raw;
+  } catch (e) {
+    // VoCo's loader also looks under 'network_weights', 'net' and 'student'.
+    if (!(e instanceof CheckpointError) || !(model instanceof SwinUNETR)) throw e;
+    sd = (await readVoCoStateDict(file)).stateDict;
+  }
+  // VoCo layouts (misfm's or the reference's pretraining state, swin_vit names): VoCo's key rules.
+  if (model instanceof SwinUNETR || [...sd.keys()].some((k) => k.startsWith('backbone.'))) {
+    const n = normaliseVoCoStateDict(sd);
+    if (n.renamed.length > 0) log(`note: VoCo key layout in ${file}: ${n.renamed.join(', ')}`);
+    sd = n.stateDict;
+  }
+  const report = loadPretrained(model as SegmentationNetwork, sd);
   log(`initialised from ${file}:\n${formatPretrainedReport(report)}`);
-  const recorded = cfg === undefined ? null : recordedConfig(ck.raw);
+  const recorded = cfg === undefined || raw === null ? null : recordedConfig(raw);
   if (recorded !== null && cfg !== undefined) {
     for (const m of initMismatches(recorded, cfg)) log(`note: ${m} (check that this is intended)`);
   }

@@ -28,7 +28,8 @@ Options:
   --iterations N       iteration budget (training.iterations)
   --valid ID,ID        held-out scan ids for the validation (default: ~10% by seed)
   --valid-samples N    validation crops (default 8; 4 for crops up to 32x64x64): pseudo-segmentation
-                       Dice for volf, L1 of the restored crop (and of the corrupted input) otherwise
+                       Dice for volf, the VoCo loss (no dropout, no EMA step) for voco, L1 of the
+                       restored crop (and of the corrupted input) otherwise
   --resume             continue the run in --out exactly where its last checkpoint left it
   --threads N          libtorch threads
   --precision P        fp32 (default) | bf16 | auto: convolutions/matmuls in bfloat16 with fp32 norms,
@@ -38,7 +39,7 @@ Options:
 
 export const pretrainCommand: Command = {
   name: 'pretrain',
-  summary: 'self-supervised pretraining on unlabelled scans (Volume Fusion, Patch Swapping, Model Genesis, MIM)',
+  summary: 'self-supervised pretraining on unlabelled scans (Volume Fusion, Patch Swapping, Model Genesis, MIM, VoCo)',
   usage: USAGE,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' }, method: { type: 'string' } }, strict: true });
@@ -54,7 +55,7 @@ export const pretrainCommand: Command = {
       `${config.ssl.method} pretraining ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +
       ` (${r.secondsPerIteration.toFixed(2)} s/it, data wait ${(r.dataWaitFraction * 100).toFixed(1)}%)\n` +
       `  training scans ${r.trainCases}, held-out scans ${r.validCases.length}\n` +
-      `  last loss ${r.lastLoss.toFixed(4)}; best validation ${volf ? 'Dice' : 'L1'} ${r.best === null ? 'n/a' : `${(volf ? r.best.score : -r.best.score).toFixed(4)} at iteration ${r.best.iteration}`}\n` +
+      `  last loss ${r.lastLoss.toFixed(4)}; best validation ${volf ? 'Dice' : config.ssl.method === 'voco' ? 'VoCo loss' : 'L1'} ${r.best === null ? 'n/a' : `${(volf ? r.best.score : -r.best.score).toFixed(4)} at iteration ${r.best.iteration}`}\n` +
       `  checkpoints: ${r.checkpoints.latest}${r.checkpoints.best !== null ? `, ${r.checkpoints.best}` : ''}\n` +
       `  metrics: ${r.runDir}/metrics.jsonl (plot with: misfm plot ${r.runDir})\n`);
     return r.interrupted ? 130 : 0;

@@ -56,6 +56,10 @@ export class BatchNorm3d extends BatchNormNd {
 export class BatchNorm2d extends BatchNormNd {
   constructor(numFeatures: number, o: BatchNormOptions = {}) { super(numFeatures, 4, o); }
 }
+/** BatchNorm1d on [N, C] (e.g. VoCo's projector, affine=false and no running statistics: batch statistics always). */
+export class BatchNorm1d extends BatchNormNd {
+  constructor(numFeatures: number, o: BatchNormOptions = {}) { super(numFeatures, 2, o); }
+}
 
 /** InstanceNorm3d; PyTorch's default is affine=false, no running stats. */
 export class InstanceNorm3d extends Module {
