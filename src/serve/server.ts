@@ -369,7 +369,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const p = req.params as { root: string; '*': string };
     const root = p.root === 'data' ? dataDir : p.root === 'output' ? outputDir : null;
     if (root === null) throw new HttpError(404, `unknown root '${p.root}' (data or output)`);
-    const file = resolveInside(root, decodeURIComponent(p['*']));
+    const file = resolveInside(root, p['*']); // the router has decoded it once already
     if (!fs.statSync(file).isFile()) throw new HttpError(404, `'${p['*']}' is not a file`);
     reply.header('content-type', 'application/octet-stream');
     return reply.send(fs.createReadStream(file));

@@ -85,6 +85,8 @@ test('cases are listed from the data folder only; traversal, absolute paths and 
   const file = await api.get('/api/files/data/a.nii.gz');
   assert.equal(file.status, 200);
   assert.deepEqual(file.body, fs.readFileSync(path.join(df.data, 'a.nii.gz')));
+  assert.equal((await api.get('/api/files/data/sub%2Fb.nrrd')).status, 200);
+  assert.equal((await api.get('/api/files/data/%252e%252e%252foutside%252fsecret.nii.gz')).status, 404, 'decoded once only: a literal %2e%2e name, not found');
   for (const bad of ['..%2Foutside%2Fsecret.nii.gz', 'escape.nii.gz', 'linkdir/secret.nii.gz', '%2Fetc%2Fpasswd', 'sub%2F..%2F..%2Foutside%2Fsecret.nii.gz']) {
     const r = await api.get(`/api/files/data/${bad}`);
     assert.equal(r.status, 403, `${bad}: ${r.body.toString()}`);
