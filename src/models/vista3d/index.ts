@@ -5,4 +5,6 @@ export { connectedComponentsCombine, gaussianCombine, keepMergeComponentsWithPoi
 export { SegResNetDS2, SegResBlock, SegResEncoder } from './segresnet.js';
 export { ClassMappingClassify } from './class-head.js';
 export { PointMappingSAM, PositionEmbeddingRandom } from './point-head.js';
+export { vista3dStateShapes, convertVista3dResearchStateDict, inferVista3dConfig, isVista3dStateDict, UNUSED_IN_FORWARD, type KeyShape, type ResearchConversion } from './keys.js';
+export { loadVista3dCheckpoint, saveVista3dCheckpoint, type LoadedVista3d } from './checkpoint.js';
 export { TwoWayTransformer, Attention } from './transformer.js';
