@@ -13,7 +13,7 @@ export async function inspectCheckpoint(file: string): Promise<string> {
   let params = 0, buffers = 0;
   const groups = new Map<string, { n: number; numel: number }>();
   for (const [k, t] of sd) {
-    const isBuffer = /running_(mean|var)$|num_batches_tracked$|relative_position_index$/.test(k);
+    const isBuffer = /running_(mean|var)$|num_batches_tracked$|relative_position_index$|positional_encoding_gaussian_matrix$/.test(k);
     const n = numelOf(t.shape);
     if (isBuffer) buffers += n; else params += n;
     const g = k.split('.').slice(0, 2).join('.');
