@@ -134,10 +134,15 @@ function applyColormap(): void {
   const max = Math.max(1, ...st.classes.map((c) => c.value), ...Object.keys(st.counts).map(Number));
   const R: number[] = [], G: number[] = [], B: number[] = [], A: number[] = [], I: number[] = [], labels: string[] = [];
   const byValue = new Map(st.classes.map((c) => [c.value, c]));
-  for (let v = 0; v <= max; v++) {
+  // NiiVue lifts any value above the LUT minimum to at least 2/256 of the LUT (its shader's
+  // "round up to opaque" rule), which for tables longer than ~64 entries samples background 0
+  // halfway into class 1 (a tinted wash over the whole image). Transparent entries below 0 keep
+  // 0 at its own texel.
+  const pad = Math.ceil((max + 1) / 128) + 1;
+  for (let v = -pad; v <= max; v++) {
     const c = byValue.get(v);
     const col = c?.color ?? [255, 255, 255];
-    R.push(col[0]); G.push(col[1]); B.push(col[2]); A.push(v === 0 || hidden.has(v) ? 0 : 255); I.push(v);
+    R.push(col[0]); G.push(col[1]); B.push(col[2]); A.push(v <= 0 || hidden.has(v) ? 0 : 255); I.push(v);
     labels.push(c?.name ?? (v === 0 ? 'background' : `label ${v}`));
   }
   vol.setColormapLabel({ R, G, B, A, I, labels });
