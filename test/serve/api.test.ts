@@ -11,6 +11,7 @@ import { startServer, type RunningServer } from '../../src/serve/server.js';
 import { loadModelForInference } from '../../src/infer/model.js';
 import { predictCase } from '../../src/infer/predict.js';
 import { readImage } from '../../src/io/image/index.js';
+import { dataDir } from '../helpers.js';
 import { client, collectEvents, makeDataFolder, raw, vista3dDouble, type DataFolder } from './helpers.js';
 
 let df: DataFolder;
@@ -246,4 +247,31 @@ test('clicks, brush, eraser, undo and redo edit the map exactly; save writes it 
   assert.deepEqual(await labelsOf(String(again['session'])), edited);
   assert.equal(again['clicks'], 2);
   assert.ok((again['classes'] as { value: number; name: string }[]).some((c) => c.value === 3 && c.name === 'clicked'));
+});
+
+test('a DICOM series folder is a case: the viewer gets it as NIfTI on the same grid, and it saves beside the folder', async () => {
+  const src = path.join(dataDir, '05_dcmqi_ct_3slice/dicom');
+  const root = fs.mkdtempSync(path.join(df.root, 'dicom-'));
+  fs.cpSync(src, path.join(root, 'series'), { recursive: true });
+  const s2 = await startServer({ dataDir: root, port: 0, threads: 1 });
+  try {
+    const c = client(s2.url, s2.token);
+    assert.deepEqual(((await c.get('/api/cases')).json()['cases'] as { id: string; kind: string }[]).map((x) => `${x.id}:${x.kind}`), ['series:dicom']);
+    const s = (await c.post('/api/sessions', { case: 'series' })).json();
+    const ref = await readImage(src);
+    assert.deepEqual(s['size'], ref.size);
+    const img = await c.get(`/api/sessions/${String(s['session'])}/image.nii.gz`);
+    assert.equal(img.status, 200);
+    const viewerFile = path.join(df.root, 'viewer-image.nii.gz');
+    fs.writeFileSync(viewerFile, img.body);
+    const v = await readImage(viewerFile);
+    assert.deepEqual(Array.from(v.data), Array.from(ref.data), 'same voxels in the same order');
+    assert.equal((await c.post(`/api/sessions/${String(s['session'])}/brush`, { label: 4, radius: 1, points: [[10, 10, 1]] })).status, 200);
+    assert.equal((await c.post(`/api/sessions/${String(s['session'])}/save`)).json()['labels'], 'series.seg.nii.gz');
+    const saved = await readImage(path.join(root, 'series.seg.nii.gz'));
+    assert.deepEqual(saved.size, ref.size);
+    assert.equal(Array.from(saved.data).filter((x) => x === 4).length, 7);
+  } finally {
+    await s2.close();
+  }
 });
