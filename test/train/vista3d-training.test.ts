@@ -88,3 +88,36 @@ test("every TotalSegmentator CT class of ../shared/data maps onto the VISTA3D cl
   assert.equal(globalClassOf('urinary_bladder'), globalClassOf('bladder'));
   assert.equal(new Set(m.map.values()).size, 117, 'no two TotalSegmentator classes share a VISTA3D class');
 });
+
+test('training patches: stage 1 (5 click rounds) lowers the loss; stage 3 trains only up_layers_auto and the class head', async () => {
+  const { VISTA3D } = await import('../../src/models/vista3d/index.js');
+  const { AdamW } = await import('../../src/optim/adam.js');
+  const { manualSeed } = await import('../../src/engine/creation.js');
+  const { trainPatch, trainableParameters, VISTA3D_STAGES } = await import('../../src/train/vista3d/step.js');
+  manualSeed(0);
+  const net = new VISTA3D({ initFilters: 4, featureSize: 8, blocksDown: [1, 1, 1], mlpDim: 16 });
+  const sh = [16, 16, 16] as const;
+  const img = new Float32Array(16 ** 3), lab = new Uint8Array(16 ** 3);
+  for (let x = 4; x < 11; x++) for (let y = 5; y < 12; y++) for (let z = 3; z < 10; z++) { const i = (x * 16 + y) * 16 + z; img[i] = 1; lab[i] = 1; }
+  const image = fromTypedArray(img, [1, 1, ...sh]);
+  try {
+    const rng = new Rng(3);
+    const s1 = VISTA3D_STAGES[1];
+    const opt = new AdamW(trainableParameters(net, s1), { lr: 3e-3 });
+    const first = trainPatch(net, opt, image, lab, [1], s1, rng);
+    assert.ok(first.length >= 1 && first.length <= 5);
+    let last: number[] = first;
+    for (let k = 0; k < 6; k++) last = trainPatch(net, opt, image, lab, [1], s1, rng);
+    assert.ok(last[last.length - 1]! < first[0]!, `loss ${first[0]} -> ${last[last.length - 1]}`);
+    const s3 = VISTA3D_STAGES[3];
+    const params3 = trainableParameters(net, s3);
+    const frozen = [...net.namedParameters()].filter(([k]) => !(k.startsWith('image_encoder.up_layers_auto.') || k.startsWith('class_head.')));
+    const before = frozen.map(([, t]) => t.dataF32().slice());
+    const headBefore = net.classHead.mlp.l0.weight.dataF32().slice();
+    const opt3 = new AdamW(params3, { lr: 3e-3 });
+    const l3 = trainPatch(net, opt3, image, lab, [1, 3], s3, rng);
+    assert.equal(l3.length, 1);
+    frozen.forEach(([k, t], i) => assert.deepEqual(t.dataF32(), before[i], `${k} frozen in stage 3`));
+    assert.notDeepEqual(net.classHead.mlp.l0.weight.dataF32(), headBefore);
+  } finally { image.dispose(); net.dispose(); }
+});
