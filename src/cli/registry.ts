@@ -10,6 +10,7 @@ import { predictCommand } from './commands/predict.js';
 import { plotCommand } from './commands/plot.js';
 import { inspectCommand } from './commands/inspect.js';
 import { demoCommand } from './commands/demo.js';
+import { segmentCommand } from './commands/segment.js';
 import { serveCommand } from './commands/serve.js';
 
-export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand, serveCommand];
+export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, segmentCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand, serveCommand];
