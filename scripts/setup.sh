@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Idempotent set-up: libtorch (apt), npm packages, the native addon and the TypeScript build.
-# Usage: bash scripts/setup.sh [--with-python-torch]
+# Usage: bash scripts/setup.sh [--with-python-torch] [--with-browser]
 #   --with-python-torch  also installs Debian's python3-torch (tests use it to check .pt interop) and
 #                        dicom3tools (tests validate misfm's DICOM-SEG output with its dciodvfy).
+#   --with-browser       also installs Debian's chromium (the `misfm serve` end-to-end browser test drives it).
 # Set LIBTORCH=/path/to/libtorch to build against your own LibTorch (e.g. with CUDA) instead of apt's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_py=0
-[ "${1:-}" = "--with-python-torch" ] && want_py=1
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-python-torch) want_py=1 ;;
+    --with-browser) want_browser=1 ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 need_apt=()
 if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then need_apt+=(libtorch-dev); fi
@@ -19,6 +27,7 @@ if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; the
 if ! dpkg -s libjemalloc2 >/dev/null 2>&1; then need_apt+=(libjemalloc2); fi
 if [ "$want_py" = 1 ] && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then need_apt+=(python3-torch); fi
 if [ "$want_py" = 1 ] && ! command -v dciodvfy >/dev/null 2>&1; then need_apt+=(dicom3tools); fi
+if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -52,3 +61,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json -newer "$stamp
   npx --no-install tsc -p tsconfig.json
   touch "$stamp"
 fi
+
+# The `misfm serve` page: NiiVue and the UI bundled by esbuild into dist/viewer (no CDN at run time);
+# the script rebuilds only when viewer/ or the lock file is newer than the bundle.
+node scripts/build-viewer.mjs

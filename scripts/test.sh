@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The full test suite: set-up (idempotent, includes python3-torch for interop checks), then every
+# The full test suite: set-up (idempotent, includes python3-torch for interop checks and chromium for
+# the browser test of `misfm serve`), then every
 # test file under test/ with node's test runner. Extra arguments are passed to `node --test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-python-torch
+bash scripts/setup.sh --with-python-torch --with-browser
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
 export MISFM_NUM_THREADS="${MISFM_NUM_THREADS:-2}"

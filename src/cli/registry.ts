@@ -11,5 +11,7 @@ import { plotCommand } from './commands/plot.js';
 import { inspectCommand } from './commands/inspect.js';
 import { demoCommand } from './commands/demo.js';
 import { setupCommand } from './commands/setup.js';
+import { segmentCommand } from './commands/segment.js';
+import { serveCommand } from './commands/serve.js';
 
-export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand, setupCommand];
+export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, segmentCommand, evaluateCommand, inspectCommand, plotCommand, serveCommand, doctorCommand, setupCommand];

@@ -8,12 +8,13 @@ import type { RawTensor } from '../engine/dtype.js';
 import type { ModelName } from './config.js';
 import { PRESETS } from './registry.js';
 import { normaliseVoCoStateDict } from './swin-unetr/load.js';
+import { convertVista3dResearchStateDict, inferVista3dConfig, isVista3dStateDict } from './vista3d/keys.js';
 
 export interface InferredArchitecture {
-  /** The network the names belong to, or null if none matches. */
-  name: ModelName | null;
-  /** PyMIC version of the key layout (UNet3D: 'v0.4' flat keys or 'v0.5'); null otherwise. */
-  keyLayout: 'v0.4' | 'v0.5' | null;
+  /** The network the names belong to, or null if none matches ('vista3d' is a promptable network, not a SegmentationNetwork). */
+  name: ModelName | 'vista3d' | null;
+  /** Key layout: PyMIC version for UNet3D ('v0.4' flat keys or 'v0.5'), 'vista3d-research' for the VISTA repo's checkpoint; null otherwise. */
+  keyLayout: 'v0.4' | 'v0.5' | 'vista3d-research' | null;
   /** Config keys read from the weights, with their values (camelCase, as in ModelConfig). */
   config: Record<string, unknown>;
   /** Config keys the weights do not determine, with the reason. */
@@ -147,6 +148,15 @@ export function inferArchitecture(stateDict0: ReadonlyMap<string, AnyTensor>): I
   } else if (stateDict.has('project.weight') && stateDict.has('encoder.en_conv0.conv_list.0.3.weight')) {
     out.name = 'fmunet';
     inferFMUNet(stateDict, out);
+  } else if (isVista3dStateDict(stateDict.keys())) {
+    out.name = 'vista3d';
+    const conv = convertVista3dResearchStateDict(stateDict);
+    if (conv.report.renamed.length + conv.report.dropped.length > 0) {
+      out.keyLayout = 'vista3d-research';
+      out.notes.push(`research (VISTA repo) key layout: ${conv.report.renamed.length} keys renamed and ${conv.report.dropped.length} unused dropped on loading`);
+    }
+    const v = inferVista3dConfig(new Map([...conv.stateDict].map(([k, t]) => [k, t.shape])));
+    Object.assign(out.config, v.config); Object.assign(out.unknown, v.unknown); out.notes.push(...v.notes);
   } else {
     const sample = [...stateDict.keys()].slice(0, 5).join(', ');
     out.notes.push(`no known network has these keys (first keys: ${sample})`);

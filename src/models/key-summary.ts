@@ -33,7 +33,7 @@ export interface KeySummary {
 
 /** Buffers (not trained) by PyTorch naming. */
 export function isBufferKey(k: string): boolean {
-  return /running_(mean|var)$|num_batches_tracked$|relative_position_index$/.test(k);
+  return /running_(mean|var)$|num_batches_tracked$|relative_position_index$|positional_encoding_gaussian_matrix$/.test(k);
 }
 
 /** The module path of `key` cut to `depth` components (the tensor's own name is not part of it). */

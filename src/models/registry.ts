@@ -11,6 +11,8 @@ import { PCTNet } from './pctnet/model.js';
 import { UNet3D } from './unet3d.js';
 import { FMUNet } from './fmunet.js';
 import { SwinUNETR } from './swin-unetr/model.js';
+import { VISTA3D } from './vista3d/model.js';
+import { VISTA3D_PRESETS, type Vista3dOptions } from './vista3d/options.js';
 
 /**
  * Named configurations.
@@ -69,4 +71,14 @@ export function configOf(net: SegmentationNetwork): ResolvedModelConfig {
   if (net instanceof FMUNet) return { name: 'fmunet', ...net.options, multiscalePred: net.multiscalePred };
   if (net instanceof SwinUNETR) return { name: 'swinunetr', ...net.options };
   throw new MisfmError('ARGUMENT', `configOf: ${net.constructor.name} is not a registered network`);
+}
+
+// VISTA3D is promptable (classes and clicks), not a SegmentationNetwork: its own presets and factory.
+export { VISTA3D_PRESETS };
+/** Build VISTA3D from a preset name (vista3d-official, vista3d-small, vista3d-cpu) or options. */
+export function createVista3d(config: string | Vista3dOptions = 'vista3d-official'): VISTA3D {
+  if (typeof config !== 'string') return new VISTA3D(config);
+  const p = VISTA3D_PRESETS[config];
+  if (p === undefined) throw new MisfmError('CONFIG', `unknown VISTA3D preset '${config}'${suggest(config, Object.keys(VISTA3D_PRESETS))}; presets: ${Object.keys(VISTA3D_PRESETS).join(', ')}`);
+  return new VISTA3D(p);
 }

@@ -1,0 +1,66 @@
+/**
+ * VISTA3D session timings on a real CT, in one run: an automatic pass, a first click (its window
+ * encoded), a second click in the same window (served by the feature cache) and, for reference, the
+ * same second click in a session without a cache. Random weights (timing does not depend on them).
+ * Reports ratios measured in the same run; the machine may be shared, so absolute times are noisy.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/vista3d.js [--preset vista3d-cpu] [--roi 64] [--spacing 3]
+ *     [--classes liver,spleen] [--threads 2] [--input ../shared/data/01_totalseg_abdomen_ct/ct.nii.gz]
+ */
+import path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { manualSeed } from '../src/engine/creation.js';
+import { readImage } from '../src/io/image/index.js';
+import { createVista3d } from '../src/models/registry.js';
+import { saveVista3dCheckpoint } from '../src/models/vista3d/checkpoint.js';
+import { openVista3dSession } from '../src/infer/vista3d/session.js';
+
+const { values: v } = parseArgs({ options: {
+  preset: { type: 'string', default: 'vista3d-cpu' }, roi: { type: 'string', default: '64' }, spacing: { type: 'string', default: '3' },
+  classes: { type: 'string', default: 'liver,spleen' }, threads: { type: 'string', default: '2' },
+  input: { type: 'string', default: path.resolve('../shared/data/01_totalseg_abdomen_ct/ct.nii.gz') },
+} });
+const roi = Number(v.roi), sp = Number(v.spacing);
+const dir = mkdtempSync(path.join(os.tmpdir(), 'misfm-bench-vista3d-'));
+try {
+  manualSeed(0);
+  const net = createVista3d(v.preset!);
+  const ckpt = path.join(dir, 'model.pt');
+  saveVista3dCheckpoint(net, ckpt);
+  net.dispose();
+  const image = await readImage(v.input!);
+  const opts = { threads: Number(v.threads), roi: [roi, roi, roi] as const, spacing: [sp, sp, sp] as [number, number, number] };
+  const s = await openVista3dSession(ckpt, image, opts);
+  const plain = await openVista3dSession(ckpt, image, { ...opts, cacheBytes: 0 });
+  // CPU time (user + system) of this process: robust to a shared machine, unlike wall time.
+  const t = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  const w = (): number => performance.now();
+  let windows = 0;
+  const w0 = w(), t0 = t();
+  const auto = await s.autoSegment(v.classes!.split(','), (_d, n) => { windows = n; });
+  const tAuto = t() - t0, wAuto = w() - w0;
+  // Two clicks near a corner: both centred windows clamp to the same window.
+  const c: [number, number, number] = [10, 10, 10];
+  const c2: [number, number, number] = [12, 11, 10];
+  // A fresh window for the first click: the auto pass may have cached the click's window already, so clear by using a new session.
+  const s2 = await openVista3dSession(ckpt, image, opts);
+  const t1 = t();
+  const r1 = await s2.click([{ label: 1, positive: true, ijk: c }], auto);
+  const tFirst = t() - t1;
+  const t2 = t();
+  const r2 = await s2.click([{ label: 1, positive: true, ijk: c }, { label: 1, positive: false, ijk: c2 }], auto);
+  const tSecond = t() - t2;
+  const t3 = t();
+  const r3 = await plain.click([{ label: 1, positive: true, ijk: c }, { label: 1, positive: false, ijk: c2 }], auto);
+  const tUncached = t() - t3;
+  s.dispose(); s2.dispose(); plain.dispose();
+  const rss = process.resourceUsage().maxRSS / 1024;
+  console.log(JSON.stringify({
+    preset: v.preset, roi, spacing: sp, threads: Number(v.threads), image: image.size, autoWindows: windows,
+    cpuTime: true, autoWallMs: Math.round(wAuto), autoMs: Math.round(tAuto), firstClickMs: Math.round(tFirst), secondClickCachedMs: Math.round(tSecond), secondClickUncachedMs: Math.round(tUncached),
+    firstClickWindows: r1.windowsComputed, secondClick: { windowsComputed: r2.windowsComputed, cacheHits: r2.cacheHits }, uncached: { windowsComputed: r3.windowsComputed },
+    clickOverAuto: +(tFirst / tAuto).toFixed(3), secondOverFirst: +(tSecond / tFirst).toFixed(3), peakRssMB: Math.round(rss),
+  }, null, 1));
+} finally { rmSync(dir, { recursive: true, force: true }); }

@@ -1,0 +1,242 @@
+/**
+ * VISTA3D inference on a preprocessed image tensor [1, C, X, Y, Z] (MONAI's axis order): the
+ * automatic sliding window, the click-centred window inferer with Algorithm 1, and the bundle's
+ * post-processing. MONAI's behaviour is the default; `stitch: 'mean'`, `strictInside: false` and
+ * `mergeMode: 'corrected'` are the corrected alternatives of spec §12.
+ *
+ * Every window goes through `windowFeatures`, which serves the image features from the
+ * FeatureCache when the window was computed before, so a second click in a computed window runs
+ * only the point head.
+ */
+import type { Tensor } from '../../engine/tensor.js';
+import { noGrad } from '../../engine/creation.js';
+import { pad as padTensor } from '../../engine/functional.js';
+import { MisfmError } from '../../util/errors.js';
+import { disposeFeatures, type ImageFeatures, type PointPrompts, type VISTA3D } from '../../models/vista3d/model.js';
+import type { MergeMode } from '../../models/vista3d/merge.js';
+import { labelStack } from '../../models/vista3d/merge.js';
+import { gaussianImportanceMap } from '../windows.js';
+import type { FeatureCache } from './cache.js';
+import { clickWindows, padToWindow, slidingWindows, windowKey, type Triple, type Window } from './windows.js';
+
+export interface InferStats { windowsComputed: number; cacheHits: number; }
+
+/** Model and (optional) feature cache for one image. */
+export interface InferContext { model: VISTA3D; cache?: FeatureCache | null; }
+
+function spatial(image: Tensor): Triple {
+  const s = image.shape;
+  if (s.length !== 5 || s[0] !== 1) throw new MisfmError('ARGUMENT', `VISTA3D inference: image must be [1, C, X, Y, Z], got [${s.join(',')}]`);
+  return [s[2]!, s[3]!, s[4]!];
+}
+
+/** The image zero-padded up to the window (MONAI pads with 0), and the padding. */
+function padded(image: Tensor, roi: Triple): { img: Tensor; before: [number, number, number]; size: Triple; owned: boolean } {
+  const p = padToWindow(spatial(image), roi);
+  if (p.before.every((v) => v === 0) && p.after.every((v) => v === 0)) return { img: image, before: p.before, size: p.paddedSize, owned: false };
+  const img = padTensor(image, [p.before[2], p.after[2], p.before[1], p.after[1], p.before[0], p.after[0]], 'constant', 0);
+  return { img, before: p.before, size: p.paddedSize, owned: true };
+}
+
+/** Features of one window: from the cache when present, else encoded (and cached when it fits). */
+function windowFeatures(ctx: InferContext, img: Tensor, w: Window, needPoint: boolean, needAuto: boolean, stats: InferStats): { f: ImageFeatures; owned: boolean } {
+  const key = windowKey(w);
+  const hit = ctx.cache?.get(key, needPoint, needAuto);
+  if (hit !== undefined) { stats.cacheHits++; return { f: hit, owned: false }; }
+  const crop = img.crop([null, null, [w.start[0], w.stop[0]], [w.start[1], w.stop[1]], [w.start[2], w.stop[2]]]);
+  const x = crop.contiguous(); crop.dispose();
+  // Encode both branches when caching: the encoder is shared, and a later request may need the other.
+  const both = ctx.cache != null;
+  const f = ctx.model.encode(x, needPoint || both, needAuto || both); x.dispose();
+  stats.windowsComputed++;
+  if (ctx.cache != null && ctx.cache.put(key, f)) return { f, owned: false };
+  return { f, owned: true };
+}
+
+function addWindow(acc: Float32Array, size: Triple, w: Window, data: Float32Array, weight: Float32Array | null, objects: number): void {
+  const [X, Y, Z] = size;
+  const [wx, wy, wz] = [w.stop[0] - w.start[0], w.stop[1] - w.start[1], w.stop[2] - w.start[2]];
+  const wvol = wx * wy * wz;
+  for (let b = 0; b < objects; b++) for (let x = 0; x < wx; x++) for (let y = 0; y < wy; y++) {
+    const dst = b * X * Y * Z + ((x + w.start[0]) * Y + y + w.start[1]) * Z + w.start[2];
+    const src = b * wvol + (x * wy + y) * wz;
+    for (let z = 0; z < wz; z++) acc[dst + z] = acc[dst + z]! + (weight === null ? data[src + z]! : data[src + z]! * weight[(x * wy + y) * wz + z]!);
+  }
+}
+
+/** Crop `objects` stacked volumes of `size` by `before` to `inner`. */
+function unpad(a: Float32Array, objects: number, size: Triple, before: readonly number[], inner: Triple): Float32Array {
+  if (size.every((s, i) => s === inner[i])) return a;
+  const [X, Y, Z] = size, [x0, y0, z0] = before as [number, number, number];
+  const out = new Float32Array(objects * inner[0] * inner[1] * inner[2]);
+  for (let b = 0; b < objects; b++) for (let x = 0; x < inner[0]; x++) for (let y = 0; y < inner[1]; y++) {
+    const src = b * X * Y * Z + ((x + x0) * Y + y + y0) * Z + z0;
+    out.set(a.subarray(src, src + inner[2]), ((b * inner[0] + x) * inner[1] + y) * inner[2]);
+  }
+  return out;
+}
+
+export interface AutoOptions {
+  /** Window (MONAI bundle: 128³). */
+  roi: Triple;
+  /** Overlap (bundle: 0.25, MONAI's default; the research scripts use 0.625). */
+  overlap?: number;
+  /** 'constant' (bundle) or 'gaussian' (research scripts; misfm's Gaussian map, sigma 1/8 of the window). */
+  blend?: 'constant' | 'gaussian';
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Automatic segmentation logits [B, X, Y, Z] (object-major) for class indices `classes`. */
+export function autoLogits(ctx: InferContext, image: Tensor, classes: readonly number[], o: AutoOptions): { logits: Float32Array } & InferStats {
+  if (classes.length === 0) throw new MisfmError('ARGUMENT', 'VISTA3D automatic segmentation needs at least one class');
+  const inner = spatial(image);
+  const { img, before, size, owned } = padded(image, o.roi);
+  const stats: InferStats = { windowsComputed: 0, cacheHits: 0 };
+  try {
+    const windows = slidingWindows(size, o.roi, o.overlap ?? 0.25);
+    const weight = (o.blend ?? 'constant') === 'gaussian' ? gaussianImportanceMap(o.roi, 0.125) : null;
+    const vol = size[0] * size[1] * size[2];
+    const B = classes.length;
+    const acc = new Float32Array(B * vol), count = new Float32Array(vol);
+    const ones = new Float32Array(o.roi[0] * o.roi[1] * o.roi[2]).fill(1);
+    windows.forEach((w, i) => {
+      noGrad(() => {
+        const { f, owned: mine } = windowFeatures(ctx, img, w, false, true, stats);
+        try {
+          const t = ctx.model.decodeHeads(f, { classVector: classes });
+          const d = t.dataF32(); t.dispose();
+          addWindow(acc, size, w, d, weight, B);
+          addWindow(count, size, w, weight ?? ones, null, 1);
+        } finally { if (mine) disposeFeatures(f); }
+      });
+      o.onProgress?.(i + 1, windows.length);
+    });
+    for (let b = 0; b < B; b++) for (let j = 0; j < vol; j++) acc[b * vol + j] = acc[b * vol + j]! / count[j]!;
+    return { logits: unpad(acc, B, size, before, inner), ...stats };
+  } finally { if (owned) img.dispose(); }
+}
+
+export interface PointOptions {
+  roi: Triple;
+  /** With a class (supported, ≤ lastSupported): in-window auto + point merged by Algorithm 1. */
+  classVector?: readonly number[] | null;
+  /** Class of the clicked object (zero-shot above lastSupported). */
+  promptClass?: readonly number[] | null;
+  /** Earlier logits of the object over the image [X·Y·Z]: merged by Algorithm 1 (point-only) and kept outside the windows. */
+  prevMask?: Float32Array | null;
+  /** 'sum' (MONAI: overlapping windows add up, repeated windows count again) or 'mean'. */
+  stitch?: 'sum' | 'mean';
+  /** MONAI drops a click on a window's first voxel; false keeps it. */
+  strictInside?: boolean;
+  mergeMode?: MergeMode;
+  centerOnly?: boolean;
+  margin?: number;
+  /** Use only clicks from this index to place windows (all clicks still prompt every window). */
+  pointStart?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * MONAI's point_based_window_inferer for ONE object: logits [X·Y·Z], NaN where no window reached
+ * (or the prevMask value there). `points` are voxel indices of the unpadded image.
+ */
+export function pointLogits(ctx: InferContext, image: Tensor, points: { coords: readonly (readonly number[])[]; labels: readonly number[] }, o: PointOptions): { logits: Float32Array } & InferStats {
+  const inner = spatial(image);
+  const { img, before, size, owned } = padded(image, o.roi);
+  const stats: InferStats = { windowsComputed: 0, cacheHits: 0 };
+  try {
+    const shifted = points.coords.map((c) => [c[0]! + before[0], c[1]! + before[1], c[2]! + before[2]]);
+    const prompts: PointPrompts = { coords: [shifted], labels: [[...points.labels]] };
+    const vol = size[0] * size[1] * size[2];
+    let prev: Float32Array | null = null;
+    if (o.prevMask != null) {
+      prev = new Float32Array(vol);
+      const [X, Y, Z] = inner;
+      for (let x = 0; x < X; x++) for (let y = 0; y < Y; y++) {
+        prev.set(o.prevMask.subarray((x * Y + y) * Z, (x * Y + y + 1) * Z), ((x + before[0]) * size[1] + y + before[1]) * size[2] + before[2]);
+      }
+    }
+    const mean = (o.stitch ?? 'sum') === 'mean';
+    const windows = clickWindows(shifted.slice(o.pointStart ?? 0), o.roi, size, o.centerOnly ?? true, o.margin ?? 5, mean);
+    const acc = new Float32Array(vol), hit = new Float32Array(vol);
+    const ones = new Float32Array(o.roi[0] * o.roi[1] * o.roi[2]).fill(1);
+    const cls = o.classVector ?? null;
+    windows.forEach((w, i) => {
+      noGrad(() => {
+        const { f, owned: mine } = windowFeatures(ctx, img, w, true, cls !== null, stats);
+        try {
+          const t = ctx.model.decodeHeads(f, {
+            classVector: cls, points: prompts, promptClass: o.promptClass ?? null, patch: w,
+            prevMask: prev === null ? null : { data: prev, count: 1, shape: size }, mergeMode: o.mergeMode ?? 'monai', strictInside: o.strictInside ?? true,
+          });
+          const d = t.dataF32(); t.dispose();
+          addWindow(acc, size, w, d, null, 1);
+          if (mean) addWindow(hit, size, w, ones, null, 1);
+          else markWindow(hit, size, w);
+        } finally { if (mine) disposeFeatures(f); }
+      });
+      o.onProgress?.(i + 1, windows.length);
+    });
+    const out = new Float32Array(vol);
+    for (let j = 0; j < vol; j++) out[j] = hit[j] === 0 && prev !== null ? prev[j]! : acc[j]! / hit[j]!;
+    return { logits: unpad(out, 1, size, before, inner), ...stats };
+  } finally { if (owned) img.dispose(); }
+}
+
+function markWindow(m: Float32Array, size: Triple, w: Window): void {
+  for (let x = w.start[0]; x < w.stop[0]; x++) for (let y = w.start[1]; y < w.stop[1]; y++) {
+    const base = (x * size[1] + y) * size[2];
+    m.fill(1, base + w.start[2], base + w.stop[2]);
+  }
+}
+
+/**
+ * The bundle's VistaPostTransformd on logits of B objects: with clicks and no label prompt, keep
+ * only components holding a positive click (others set to the mean logit of the rest); then
+ * argmax over objects (0 where every logit ≤ 0), or > 0 for one object; values mapped to
+ * `labelPrompt`. NaN survives as NaN (the bundle writes it as 255).
+ */
+export function vistaPostprocess(logits: Float32Array, objects: number, shape: Triple, labelPrompt: readonly number[] | null, points?: PointPrompts | null): Float32Array {
+  const vol = shape[0] * shape[1] * shape[2];
+  const pred = logits.slice();
+  if (points != null && labelPrompt === null) {
+    for (let c = 0; c < points.coords.length && c < objects; c++) {
+      const pos = points.coords[c]!.filter((_, n) => points.labels[c]![n] === 3).concat(points.coords[c]!.filter((_, n) => points.labels[c]![n] === 1));
+      if (pos.length === 0) continue;
+      const obj = pred.subarray(c * vol, (c + 1) * vol);
+      const bin = new Uint8Array(vol);
+      for (let j = 0; j < vol; j++) bin[j] = obj[j]! > 0 ? 1 : 0;
+      const ids = labelStack(bin, 1, shape, 'per-object');
+      const keep = new Set<number>();
+      for (const p of pos) {
+        const [x, y, z] = p.map((v) => Math.round(v)) as [number, number, number];
+        const id = ids[(x * shape[1] + y) * shape[2] + z]!;
+        if (id !== 0) keep.add(id);
+      }
+      let sum = 0, n = 0;
+      for (let j = 0; j < vol; j++) if (!keep.has(ids[j]!) || ids[j] === 0) { if (!Number.isNaN(obj[j]!)) { sum = Math.fround(sum + obj[j]!); n++; } }
+      const fill = Math.fround(sum / n);
+      for (let j = 0; j < vol; j++) if (bin[j] === 1 && !keep.has(ids[j]!)) obj[j] = fill;
+    }
+  }
+  for (let j = 0; j < pred.length; j++) if (pred[j]! < 0) pred[j] = 0;
+  const out = new Float32Array(vol);
+  for (let j = 0; j < vol; j++) {
+    let v: number;
+    if (objects > 1) {
+      let best = 0, bestV = pred[j]!, bk = true;
+      for (let b = 0; b < objects; b++) {
+        const x = pred[b * vol + j]!;
+        if (!(x <= 0)) bk = false;
+        if (Number.isNaN(bestV)) continue;
+        if (Number.isNaN(x) || x > bestV) { best = b; bestV = x; }
+      }
+      v = bk ? 0 : best + 1;
+    } else {
+      const x = pred[j]!;
+      v = Number.isNaN(x) ? Number.NaN : x > 0 ? 1 : x;
+    }
+    out[j] = labelPrompt === null || Number.isNaN(v) ? v : v === 0 ? 0 : labelPrompt[v - 1]!;
+  }
+  return out;
+}

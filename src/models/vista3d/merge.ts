@@ -1,0 +1,210 @@
+/**
+ * How VISTA3D combines automatic (or earlier) logits with point-head logits.
+ *
+ * - `connectedComponentsCombine`: Algorithm 1 of the paper as MONAI codes it
+ *   (`VISTA3D.connected_components_combine` + `keep_merge_components_with_points`): a positive
+ *   click adds the connected piece of the point prediction that holds it, a negative click removes
+ *   the connected piece of (automatic mask minus point prediction) that holds it.
+ * - `gaussianCombine`: the training-time blend around the clicks.
+ *
+ * Two modes for Algorithm 1 (spec §6, §13):
+ * - 'monai' (default, what the fixtures and the released weights' tooling do): components are
+ *   labelled on the stacked [B1,1,H,W,D] array (skimage connectivity 3), so components of
+ *   neighbouring edited objects can join; voxels that were NaN in the input stay NaN.
+ * - 'corrected': each object is labelled on its own (26-connectivity), and NaN voxels (never
+ *   reached by a window) take the point logits, with positive point voxels outside every clicked
+ *   component set to -1 (what MONAI's docstring describes).
+ * Everything here is plain JS on float32 arrays except the sigmoid thresholds, which use the
+ * engine so that a logit rounding to probability 0.5 is judged exactly as libtorch judges it.
+ */
+import { fromTypedArray } from '../../engine/creation.js';
+import { MisfmError } from '../../util/errors.js';
+
+export type MergeMode = 'monai' | 'corrected';
+
+/** Logits of B objects over one [H,W,D] grid, object-major (C order of [B,1,H,W,D]). */
+export interface ObjectLogits { data: Float32Array; count: number; shape: readonly [number, number, number]; }
+
+/** `sigmoid(x) > 0.5` elementwise as libtorch computes it in float32; NaN counts as `nanAs`. */
+export function probAboveHalf(x: Float32Array, nanAs = -9999): Uint8Array {
+  const t = fromTypedArray(x, [x.length]);
+  const n = t.isnan();
+  const f = t.maskedFill(n, nanAs); t.dispose(); n.dispose();
+  const s = f.sigmoid(); f.dispose();
+  const g = s.gt(0.5); s.dispose();
+  const u = g.to('uint8'); g.dispose();
+  try { return u.data() as Uint8Array; } finally { u.dispose(); }
+}
+
+/**
+ * Connected components of a stack of B binary [H,W,D] volumes, ids in raster order of their first
+ * voxel (skimage's numbering). 'stacked': the 4-D array (b,x,y,z) with neighbours differing in at
+ * most 3 axes (skimage connectivity 3 on [B,1,H,W,D]); 'per-object': 26-connectivity within each b.
+ */
+export function labelStack(mask: Uint8Array, count: number, shape: readonly [number, number, number], mode: 'stacked' | 'per-object'): Int32Array {
+  const [H, W, D] = shape;
+  const vol = H * W * D;
+  if (mask.length !== count * vol) throw new MisfmError('ARGUMENT', `labelStack: ${mask.length} voxels do not fill ${count}x${H}x${W}x${D}`);
+  const offs: number[][] = [];
+  for (let db = -1; db <= 1; db++) for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) for (let dz = -1; dz <= 1; dz++) {
+    const nz = (db !== 0 ? 1 : 0) + (dx !== 0 ? 1 : 0) + (dy !== 0 ? 1 : 0) + (dz !== 0 ? 1 : 0);
+    if (nz === 0 || nz > 3) continue;
+    if (mode === 'per-object' && db !== 0) continue;
+    offs.push([db, dx, dy, dz]);
+  }
+  const ids = new Int32Array(mask.length);
+  let next = 0;
+  let stack = new Int32Array(1 << 14);
+  for (let seed = 0; seed < mask.length; seed++) {
+    if (mask[seed] === 0 || ids[seed] !== 0) continue;
+    const id = ++next;
+    ids[seed] = id;
+    let top = 0;
+    stack[top++] = seed;
+    while (top > 0) {
+      const p = stack[--top]!;
+      const b = Math.floor(p / vol); let r = p - b * vol;
+      const x = Math.floor(r / (W * D)); r -= x * W * D;
+      const y = Math.floor(r / D), z = r - y * D;
+      for (const [db, dx, dy, dz] of offs) {
+        const bb = b + db!, xx = x + dx!, yy = y + dy!, zz = z + dz!;
+        if (bb < 0 || bb >= count || xx < 0 || xx >= H || yy < 0 || yy >= W || zz < 0 || zz >= D) continue;
+        const q = bb * vol + (xx * W + yy) * D + zz;
+        if (mask[q] === 0 || ids[q] !== 0) continue;
+        ids[q] = id;
+        if (top === stack.length) { const s2 = new Int32Array(stack.length * 2); s2.set(stack); stack = s2; }
+        stack[top++] = q;
+      }
+    }
+  }
+  return ids;
+}
+
+/** numpy's round (half to even) */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * MONAI's keep_merge_components_with_points: for each click of object b, the largest component id
+ * within Chebyshev distance m (first m of 0..margins-1 that finds one) of the rounded click, in the
+ * positive (labels 1/3) or negative (0/2) candidates, is added to object b's mask.
+ */
+export function keepMergeComponentsWithPoints(diffPos: Uint8Array, diffNeg: Uint8Array, count: number, shape: readonly [number, number, number],
+  coords: readonly (readonly (readonly number[])[])[], labels: readonly (readonly number[])[], mode: MergeMode = 'monai', margins = 3): Uint8Array {
+  const [H, W, D] = shape;
+  const vol = H * W * D;
+  const how = mode === 'monai' ? 'stacked' : 'per-object';
+  const lp = labelStack(diffPos, count, shape, how), ln = labelStack(diffNeg, count, shape, how);
+  const out = new Uint8Array(count * vol);
+  for (let b = 0; b < count; b++) {
+    const pts = coords[b] ?? [];
+    for (let i = 0; i < pts.length; i++) {
+      const l = labels[b]![i]!;
+      const lab = l === 1 || l === 3 ? lp : l === 0 || l === 2 ? ln : null;
+      if (lab === null) continue;
+      const [px, py, pz] = pts[i]!.map(roundHalfEven) as [number, number, number];
+      for (let m = 0; m < margins; m++) {
+        let best = 0;
+        for (let x = Math.max(px - m, 0); x < Math.min(px + m + 1, H); x++) for (let y = Math.max(py - m, 0); y < Math.min(py + m + 1, W); y++) {
+          for (let z = Math.max(pz - m, 0); z < Math.min(pz + m + 1, D); z++) {
+            const v = lab[b * vol + (x * W + y) * D + z]!;
+            if (v > best) best = v;
+          }
+        }
+        if (best > 0) {
+          for (let j = 0; j < vol; j++) if (lab[b * vol + j] === best) out[b * vol + j] = 1;
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Intermediates of Algorithm 1, for tests and diagnostics. */
+export interface CombineDetail { inside: boolean[]; diffPos: Uint8Array; diffNeg: Uint8Array; cc: Uint8Array; }
+
+/**
+ * Algorithm 1. `logits` holds B objects; `pointLogits` the B1 objects where `mappingIndex` is true,
+ * in order, with their clicks `coords` [B1][N][3] and `labels` [B1][N]. Returns new logits for all B
+ * objects (objects not mapped are copied unchanged). `pointLogits` is not modified.
+ */
+export function connectedComponentsCombine(logits: ObjectLogits, pointLogits: Float32Array, coords: readonly (readonly (readonly number[])[])[],
+  labels: readonly (readonly number[])[], mappingIndex: readonly boolean[], mode: MergeMode = 'monai', detail?: (d: CombineDetail) => void): Float32Array {
+  const [H, W, D] = logits.shape;
+  const vol = H * W * D;
+  const mapped = mappingIndex.flatMap((m, i) => (m ? [i] : []));
+  const B1 = mapped.length;
+  if (mappingIndex.length !== logits.count || pointLogits.length !== B1 * vol || coords.length !== B1 || labels.length !== B1) {
+    throw new MisfmError('ARGUMENT', `Algorithm 1: ${logits.count} objects, ${mapped.length} mapped, ${pointLogits.length / vol} point-logit objects, ${coords.length} point lists do not agree`);
+  }
+  const A = new Float32Array(B1 * vol);
+  mapped.forEach((o, i) => A.set(logits.data.subarray(o * vol, (o + 1) * vol), i * vol));
+  const inside = coords.map((pts, i) => pts.some((p) => {
+    const [x, y, z] = p.map(roundHalfEven) as [number, number, number];
+    const v = A[i * vol + (x * W + y) * D + z];
+    return v !== undefined && v > 0;
+  }));
+  const probA = probAboveHalf(A), pos = probAboveHalf(pointLogits);
+  const diffPos = new Uint8Array(B1 * vol), diffNeg = new Uint8Array(B1 * vol);
+  for (let i = 0; i < B1; i++) {
+    const ins = inside[i]!;
+    for (let j = i * vol; j < (i + 1) * vol; j++) {
+      diffPos[j] = (probA[j] === 0 || ins) && pos[j] === 1 ? 1 : 0;
+      diffNeg[j] = probA[j] === 1 && pos[j] === 0 ? 1 : 0;
+    }
+  }
+  const cc = keepMergeComponentsWithPoints(diffPos, diffNeg, B1, logits.shape, coords, labels, mode);
+  detail?.({ inside, diffPos, diffNeg, cc });
+  const out = logits.data.slice();
+  for (let i = 0; i < B1; i++) {
+    const o = mapped[i]!;
+    for (let j = 0; j < vol; j++) {
+      const a = A[i * vol + j]!;
+      let p = pointLogits[i * vol + j]!;
+      const isNan = Number.isNaN(a);
+      // MONAI writes -1 into the point logits at NaN voxels that are positive but not clicked.
+      if (isNan && pos[i * vol + j] === 1 && cc[i * vol + j] === 0) p = -1;
+      const c = cc[i * vol + j] === 1 || isNan ? 1 : 0;
+      // MONAI: a·(1−c) + c·p, which keeps NaN (NaN·0); the corrected mode takes p there.
+      out[o * vol + j] = mode === 'corrected' && isNan ? p : Math.fround(a * (1 - c) + c * p);
+    }
+  }
+  return out;
+}
+
+/**
+ * gaussian_combine: weight = max(0, 1 − Σ Gaussian bumps at the clicks) (radius default
+ * min(H,W,D)//5), mapped objects become logits·weight + (1−weight)·point_logits.
+ */
+export function gaussianCombine(logits: ObjectLogits, pointLogits: Float32Array, coords: readonly (readonly (readonly number[])[])[],
+  labels: readonly (readonly number[])[], mappingIndex: readonly boolean[], radius?: number): Float32Array {
+  const [H, W, D] = logits.shape;
+  const vol = H * W * D;
+  const r = radius ?? Math.floor(Math.min(H, W, D) / 5);
+  const denom = 2 * r * r;
+  const mapped = mappingIndex.flatMap((m, i) => (m ? [i] : []));
+  const out = logits.data.slice();
+  mapped.forEach((o, i) => {
+    const ch0 = new Float32Array(vol), ch1 = new Float32Array(vol);
+    coords[i]!.forEach((p, n) => {
+      const l = labels[i]![n]!;
+      if (!(l > -1)) return;
+      const ch = l === 0 || l === 2 ? ch0 : ch1;
+      for (let x = 0; x < H; x++) for (let y = 0; y < W; y++) for (let z = 0; z < D; z++) {
+        const d2 = (x - p[0]!) ** 2 + (y - p[1]!) ** 2 + (z - p[2]!) ** 2;
+        const j = (x * W + y) * D + z;
+        ch[j] = Math.fround(ch[j]! + Math.fround(Math.exp(Math.fround(-d2 / denom))));
+      }
+    });
+    for (let j = 0; j < vol; j++) {
+      let w = Math.fround(1 - Math.fround(ch0[j]! + ch1[j]!));
+      if (w < 0) w = 0;
+      const a = Math.fround(logits.data[o * vol + j]! * w);
+      out[o * vol + j] = Math.fround(a + Math.fround(Math.fround(1 - w) * pointLogits[i * vol + j]!));
+    }
+  });
+  return out;
+}

@@ -1,0 +1,180 @@
+/**
+ * VISTA3D prompt sampling on label maps [H,W,D] (C order, MONAI's axis order):
+ * - `sampleCentrePoints`: the deterministic validation sampler (MONAI `sample_points_from_label`
+ *   with use_center): the voxel nearest to the centroid of the largest component of the eroded mask.
+ * - `samplePromptPairs`: training prompts per patch (MONAI `sample_prompt_pairs`), with misfm's
+ *   seeded Rng instead of Python's `random` (same statistics, no bit parity possible).
+ * - `nextPoints`: the iterative-click sampler (research `get_next_points`): one click from the
+ *   eroded false negatives and one from the eroded false positives per prompt.
+ */
+import { Rng } from '../../util/rng.js';
+import { connectedComponents } from '../../infer/postprocess.js';
+import { MERGE_LIST, SPECIAL_INDEX } from '../../models/vista3d/classes.js';
+import type { PointPrompts } from '../../models/vista3d/model.js';
+
+export type Shape3 = readonly [number, number, number];
+export type LabelArray = ArrayLike<number>;
+
+/** MONAI `erode` (3³ cube, border value 1): a voxel stays when its whole cube is in the mask. */
+export function erode3d(mask: Uint8Array, shape: Shape3): Uint8Array {
+  const [H, W, D] = shape;
+  const out = new Uint8Array(mask.length);
+  for (let x = 0; x < H; x++) for (let y = 0; y < W; y++) for (let z = 0; z < D; z++) {
+    const i = (x * W + y) * D + z;
+    if (mask[i] === 0) continue;
+    let keep = 1;
+    for (let dx = -1; dx <= 1 && keep; dx++) for (let dy = -1; dy <= 1 && keep; dy++) for (let dz = -1; dz <= 1; dz++) {
+      const xx = x + dx, yy = y + dy, zz = z + dz;
+      if (xx < 0 || xx >= H || yy < 0 || yy >= W || zz < 0 || zz >= D) continue;
+      if (mask[(xx * W + yy) * D + zz] === 0) { keep = 0; break; }
+    }
+    out[i] = keep;
+  }
+  return out;
+}
+
+/** The largest 26-connected component (first in raster order on ties). */
+export function largestComponent(mask: Uint8Array, shape: Shape3): Uint8Array {
+  const { ids, sizes } = connectedComponents(mask, [shape[0], shape[1], shape[2]], 26);
+  let best = 0;
+  for (let i = 1; i < sizes.length; i++) if (sizes[i]! > (sizes[best] ?? 0)) best = i;
+  const out = new Uint8Array(mask.length);
+  if (best > 0) for (let i = 0; i < out.length; i++) out[i] = ids[i] === best ? 1 : 0;
+  return out;
+}
+
+function coordsOf(i: number, shape: Shape3): [number, number, number] {
+  const D = shape[2], W = shape[1];
+  const z = i % D, r = (i - z) / D, y = r % W;
+  return [(r - y) / W, y, z];
+}
+
+/** Validation clicks: one positive per present class (centre of its eroded largest component), padding for absent ones. */
+export function sampleCentrePoints(labels: LabelArray, shape: Shape3, labelSet: readonly number[]): PointPrompts {
+  const present = new Set<number>();
+  for (let i = 0; i < labels.length; i++) present.add(labels[i]!);
+  const coords: number[][][] = [], lab: number[][] = [];
+  for (const id of labelSet) {
+    if (!present.has(id)) { coords.push([[0, 0, 0]]); lab.push([-1]); continue; }
+    const m = new Uint8Array(labels.length);
+    for (let i = 0; i < m.length; i++) m[i] = labels[i] === id ? 1 : 0;
+    let sel = largestComponent(erode3d(m, shape), shape);
+    if (!sel.some((v) => v === 1)) sel = m;
+    const pts: [number, number, number][] = [];
+    for (let i = 0; i < sel.length; i++) if (sel[i] === 1) pts.push(coordsOf(i, shape));
+    const mean = [0, 1, 2].map((a) => Math.fround(pts.reduce((s, p) => s + p[a]!, 0) / pts.length));
+    let best = 0, bestD = Infinity;
+    pts.forEach((p, i) => {
+      const d = Math.fround(Math.fround((p[0] - mean[0]!) ** 2) + Math.fround((p[1] - mean[1]!) ** 2) + Math.fround((p[2] - mean[2]!) ** 2));
+      if (d < bestD) { bestD = d; best = i; }
+    });
+    coords.push([pts[best]!]); lab.push([1]);
+  }
+  return { coords, labels: lab };
+}
+
+/** MONAI `convert_point_label`: +2 on every real click of a special class. */
+export function convertPointLabel(points: PointPrompts, classes: readonly number[], special: readonly number[] = SPECIAL_INDEX): PointPrompts {
+  return { coords: points.coords, labels: points.labels.map((l, b) => l.map((v) => (v > -1 && special.includes(classes[b]!) ? v + 2 : v))) };
+}
+
+export interface PromptSamplingOptions {
+  maxPoint?: number; maxPrompt?: number | null; maxForeprompt?: number | null; maxBackprompt?: number | null;
+  dropLabelProb?: number; dropPointProb?: number;
+}
+
+export interface SampledPrompts {
+  /** Class prompt per object ([] when dropped: point-only). */
+  labelPrompt: number[] | null;
+  points: PointPrompts | null;
+  /** Class of each object (survives dropping). */
+  promptClass: number[];
+}
+
+/** Training prompts for one patch (spec §10.1). `labelSet`: the dataset's global classes. */
+export function samplePromptPairs(labels: LabelArray, shape: Shape3, labelSet: readonly number[], rng: Rng, o: PromptSamplingOptions = {}): SampledPrompts | null {
+  const maxPoint = o.maxPoint ?? 3;
+  const present = new Set<number>();
+  for (let i = 0; i < labels.length; i++) present.add(labels[i]!);
+  let fore = labelSet.filter((c) => c !== 0 && present.has(c));
+  let back = labelSet.filter((c) => c !== 0 && !present.has(c));
+  if (o.maxBackprompt != null && back.length > o.maxBackprompt) back = rng.shuffle([...back]).slice(0, o.maxBackprompt);
+  if (o.maxForeprompt != null && fore.length > o.maxForeprompt) fore = rng.shuffle([...fore]).slice(0, o.maxForeprompt);
+  let classes = [...fore, ...back];
+  if (o.maxPrompt != null && classes.length > o.maxPrompt) classes = rng.shuffle(classes).slice(0, o.maxPrompt);
+  if (classes.length === 0) return null;
+  const sigma = Math.floor(maxPoint / 2);
+  const np = Math.min(maxPoint, Math.floor(Math.abs(rng.normal(0, sigma))) + 1);
+  const nn = Math.min(maxPoint, Math.floor(Math.abs(rng.normal(0, sigma))));
+  const coords: number[][][] = [], lab: number[][] = [];
+  for (const c of classes) {
+    const pos: number[] = [], neg: number[] = [];
+    if (present.has(c)) for (let i = 0; i < labels.length; i++) (labels[i] === c ? pos : neg).push(i);
+    const row: number[][] = [], rl: number[] = [];
+    const sp = SPECIAL_INDEX.includes(c) ? 2 : 0;
+    if (present.has(c)) {
+      for (let k = 0; k < np; k++) { row.push(coordsOf(pos[rng.randint(0, pos.length - 1)]!, shape)); rl.push(1 + sp); }
+      for (let k = 0; k < nn; k++) {
+        if (neg.length === 0) { row.push([0, 0, 0]); rl.push(-1); continue; }
+        row.push(coordsOf(neg[rng.randint(0, neg.length - 1)]!, shape)); rl.push(sp);
+      }
+    } else {
+      for (let k = 0; k < np + nn; k++) { row.push([0, 0, 0]); rl.push(-1); }
+    }
+    coords.push(row); lab.push(rl);
+  }
+  let labelPrompt: number[] | null = [...classes];
+  let points: PointPrompts | null = { coords, labels: lab };
+  let promptClass = [...classes];
+  if (fore.length > 0 && rng.uniform() < (o.dropLabelProb ?? 0.2)) {
+    // Point-only: the background rows go too.
+    const n = classes.filter((c) => present.has(c)).length;
+    labelPrompt = null;
+    points = { coords: coords.slice(0, n), labels: lab.slice(0, n) };
+    promptClass = classes.slice(0, n);
+  } else if (rng.uniform() < (o.dropPointProb ?? 0.2)) {
+    points = null;
+  }
+  return { labelPrompt, points, promptClass };
+}
+
+/** The target of a prompt: its class plus the labels merged into it for training. */
+export function targetMask(labels: LabelArray, cls: number): Uint8Array {
+  const members = [cls, ...(MERGE_LIST[cls] ?? [])];
+  const m = new Uint8Array(labels.length);
+  for (let i = 0; i < m.length; i++) m[i] = members.includes(labels[i]!) ? 1 : 0;
+  return m;
+}
+
+/**
+ * One iterative-click round: per object, a click from the eroded false negatives (positive) and one
+ * from the eroded false positives (negative), both 10 voxels from the border on the first two axes
+ * only (the research code's window, kept); (0,0,0)/−1 when a set is empty. Appends 2 columns.
+ */
+export function nextPoints(pred: Float32Array, targets: readonly Uint8Array[], classes: readonly number[], shape: Shape3, prev: PointPrompts, rng: Rng): PointPrompts {
+  const [H, W, D] = shape;
+  const vol = H * W * D;
+  const coords = prev.coords.map((r) => r.map((p) => [...p]));
+  const labels = prev.labels.map((r) => [...r]);
+  targets.forEach((gt, b) => {
+    const c = classes[b]!;
+    if (c === 0) { coords[b]!.push([0, 0, 0], [0, 0, 0]); labels[b]!.push(-1, -1); return; }
+    const fnM = new Uint8Array(vol), fpM = new Uint8Array(vol);
+    for (let j = 0; j < vol; j++) {
+      const p = pred[b * vol + j]!;
+      fnM[j] = gt[j] === 1 && p < 0.5 ? 1 : 0;
+      fpM[j] = gt[j] === 0 && p > 0.5 ? 1 : 0;
+    }
+    const sp = SPECIAL_INDEX.includes(c) ? 2 : 0;
+    for (const [m, value] of [[erode3d(fnM, shape), 1 + sp], [erode3d(fpM, shape), sp]] as const) {
+      const idx: number[] = [];
+      for (let j = 0; j < vol; j++) {
+        if (m[j] === 0) continue;
+        const [x, y] = coordsOf(j, shape);
+        if (x >= 10 && x < H - 10 && y >= 10 && y < W - 10) idx.push(j);
+      }
+      if (idx.length === 0) { coords[b]!.push([0, 0, 0]); labels[b]!.push(-1); } else { coords[b]!.push(coordsOf(idx[rng.randint(0, idx.length - 1)]!, shape)); labels[b]!.push(value); }
+    }
+  });
+  return { coords, labels };
+}
