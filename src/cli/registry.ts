@@ -10,5 +10,6 @@ import { predictCommand } from './commands/predict.js';
 import { plotCommand } from './commands/plot.js';
 import { inspectCommand } from './commands/inspect.js';
 import { demoCommand } from './commands/demo.js';
+import { launchCommand } from './commands/launch.js';
 
-export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, evaluateCommand, inspectCommand, plotCommand, doctorCommand];
+export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, evaluateCommand, inspectCommand, plotCommand, launchCommand, doctorCommand];

@@ -17,6 +17,7 @@ export const RUN_OPTIONS = {
   resume: { type: 'boolean' },
   threads: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
+  nproc: { type: 'string' },
 } as const;
 
 export interface RunArgs {

@@ -3,6 +3,7 @@
  * cache (prepared automatically from a raw folder), fused batches, the model, the shared trainer,
  * and a pseudo-segmentation Dice on a fixed, seeded set of fused samples from held-out scans.
  */
+import path from 'node:path';
 import { augmentActive } from '../data/augment.js';
 import type { RunConfig } from '../config/types.js';
 import { fusionMaskOptions } from '../config/derive.js';
@@ -14,7 +15,8 @@ import { manualSeed, fromTypedArray, noGrad } from '../engine/creation.js';
 import { tidy } from '../engine/scope.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from '../train/trainer.js';
 import { initFromCheckpoint } from '../train/init.js';
-import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../train/run-setup.js';
+import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../train/run-setup.js';
+import { isMainRank, onMainRank, reduceSum, shardItems, type DistributedContext } from '../distributed/context.js';
 
 export interface PretrainOptions {
   config: RunConfig;
@@ -30,6 +32,8 @@ export interface PretrainOptions {
   /** Simulated interruption for tests. */
   stopAt?: number;
   log?: (line: string) => void;
+  /** Data-parallel run (from `joinFromEnvironment`); null or absent for one process. */
+  distributed?: DistributedContext | null;
 }
 
 export interface PretrainResult extends TrainSummary {
@@ -58,9 +62,11 @@ function loaderOptions(cfg: RunConfig, cache: string): LoaderOptions {
 }
 
 /** Pseudo-segmentation Dice over fusion levels 1..K, accumulated over the whole validation set. */
-export function fusionDice(model: TrainableModel, samples: FusedArrays[], levels: number): ValidationResult {
-  const inter = new Float64Array(levels + 1), sumP = new Float64Array(levels + 1), sumG = new Float64Array(levels + 1);
-  for (const s of samples) {
+export async function fusionDice(model: TrainableModel, samples: FusedArrays[], levels: number, dist?: DistributedContext | null): Promise<ValidationResult> {
+  // Counts, so that ranks can each score a share of the samples and add them up exactly.
+  const counts = new Float64Array(3 * (levels + 1));
+  const inter = counts.subarray(0, levels + 1), sumP = counts.subarray(levels + 1, 2 * (levels + 1)), sumG = counts.subarray(2 * (levels + 1));
+  for (const s of shardItems(dist, samples)) {
     const pred = noGrad(() => tidy(() => {
       const x = fromTypedArray(s.image, s.shape);
       const out = model.forward(x);
@@ -75,6 +81,10 @@ export function fusionDice(model: TrainableModel, samples: FusedArrays[], levels
       sumP[a]!++; sumG[b]!++;
       if (a === b) inter[a]!++;
     }
+  }
+  if (dist != null && dist.worldSize > 1) {
+    const all = await reduceSum(dist, counts);
+    counts.set(all);
   }
   const metrics: Record<string, number> = {};
   let sum = 0, total = 0, chance = 0;
@@ -96,9 +106,11 @@ export { ensureCache };
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const dist = o.distributed ?? null;
   const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
-  const cache = await ensureCache(o.data, o.runDir, log);
-  cfg = recordCache(cfg, cache, o.runDir);
+  // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
+  const cache = await onMainRank(dist, () => ensureCache(o.data, o.runDir, log), () => cachePathFor(o.data, o.runDir));
+  cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
   const all = readyCases(cache).map((c) => c.id);
   const split = o.validCases !== undefined
     ? explicitSplit(all, o.validCases, { item: 'scan', held: 'held-out', pool: 'the data' })
@@ -128,7 +140,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       ...(o.stopAt !== undefined ? { stopAt: o.stopAt } : {}),
       makeSource: async (pos) => {
         const stream = await FusionStream.open({
-          loader: { ...base, caseIds: split.train }, levels: K, mask, seed: cfg.training.seed, resume: (pos as FusionStreamState | null) ?? null,
+          loader: { ...base, caseIds: split.train, ...(dist !== null ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}) }, levels: K, mask, seed: cfg.training.seed, resume: (pos as FusionStreamState | null) ?? null,
           partnerCaseIds: split.train.length >= 2 ? split.train : all,
         });
         return {
@@ -137,7 +149,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
           close: () => stream.close(),
         };
       },
-      validate: async (m) => fusionDice(m, validSet, K),
+      validate: async (m, d) => fusionDice(m, validSet, K, d),
+      distributed: dist,
     });
     return { ...summary, runDir: o.runDir, cache, trainCases: split.train.length, validCases: split.valid };
   } finally {

@@ -4,6 +4,8 @@ import type { Command } from '../command.js';
 import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
 import { pretrain } from '../../ssl/pretrain.js';
 import { MisfmError } from '../../util/errors.js';
+import { runWithNproc } from './launch.js';
+import { joinFromEnvironment } from '../../distributed/context.js';
 import { positiveInt } from '../args.js';
 
 const USAGE = `Usage: misfm pretrain --data CACHE_OR_FOLDER... --out RUN_DIR [options]
@@ -23,6 +25,7 @@ Options:
   --valid-samples N    fused validation crops (default 8; 4 for crops up to 32x64x64)
   --resume             continue the run in --out exactly where its last checkpoint left it
   --threads N          libtorch threads
+  --nproc N            run on N processes of this node (c10d data parallel; see misfm launch)
   -q, --quiet          no progress bar (JSON lines are always written)`;
 
 export const pretrainCommand: Command = {
@@ -31,12 +34,17 @@ export const pretrainCommand: Command = {
   usage: USAGE,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' } }, strict: true });
+    const launched = await runWithNproc('pretrain', argv, values.nproc);
+    if (launched !== null) return launched;
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required (a cache or image folder)');
     const config = resolveRunConfig(values, 'paper');
-    const r = await pretrain({ config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
+    const distributed = await joinFromEnvironment();
+    const r = await pretrain({ distributed, config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
       ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt('valid-samples', values['valid-samples']) } : {}),
       ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()).filter((s) => s !== '') } : {}),
     });
+    distributed?.group.destroy();
+    if (distributed !== null && distributed.rank !== 0) return r.interrupted ? 130 : 0;
     process.stdout.write(
       `pretraining ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +
       ` (${r.secondsPerIteration.toFixed(2)} s/it, data wait ${(r.dataWaitFraction * 100).toFixed(1)}%)\n` +
