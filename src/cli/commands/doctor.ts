@@ -17,6 +17,8 @@ export interface DoctorReport {
   cpu: string;
   /** The memory allocator of this process (see bin/misfm.js). */
   allocator: string;
+  /** c10d backends this addon can create (misfm launch / --nproc). */
+  distributed: { gloo: boolean; nccl: boolean };
 }
 
 /** Collect the engine facts (loads the addon). */
@@ -37,6 +39,7 @@ export function doctorReport(): DoctorReport {
     threads: { intraOp: n.getNumThreads(), cores: os.availableParallelism() },
     cpu: os.cpus()[0]?.model ?? 'unknown',
     allocator: allocatorInUse(process.env),
+    distributed: n.distBackends(),
   };
 }
 
@@ -60,6 +63,8 @@ export const doctorCommand: Command = {
       ['cuda', r.cuda.available ? `${r.cuda.devices} device(s)` : 'not available in this libtorch build'],
       ['threads', `${r.threads.intraOp} intra-op (of ${r.threads.cores} cores)`],
       ['allocator', r.allocator],
+      ['distributed', `c10d ${[r.distributed.gloo ? 'Gloo (CPU)' : '', r.distributed.nccl ? 'NCCL (CUDA)' : ''].filter((x) => x !== '').join(', ') || 'none'}` +
+        `${r.distributed.nccl ? '' : '; NCCL needs a CUDA LibTorch build (README, GPU section)'}`],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
