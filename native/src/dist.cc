@@ -202,6 +202,23 @@ static Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// distAllReduceBlocking(group, tensor, op): in place, waits on this thread. Only for collectives
+// that must finish inside a synchronous computation (SyncBatchNorm's statistics in forward and
+// backward); everything else uses the promise form.
+static Napi::Value DistAllReduceBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MISFM_TRY(env, "allReduce", {
+    auto* g = UnwrapGroup(env, info[0], "allReduce");
+    std::vector<at::Tensor> ts{Unwrap(env, info[1], "allReduce")};
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = ToReduceOp(env, info[2].As<Napi::String>().Utf8Value());
+    auto work = g->pg->allreduce(ts, opts);
+    work->wait();
+    return env.Undefined();
+  })
+  return env.Undefined();
+}
+
 // distBroadcast(group, tensor, root) -> Promise<void>; in place
 static Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -269,6 +286,7 @@ static Napi::Value DistBackends(const Napi::CallbackInfo& info) {
 void InitDist(Napi::Env env, Napi::Object exports) {
   exports.Set("distInit", Napi::Function::New(env, DistInit));
   exports.Set("distAllReduce", Napi::Function::New(env, DistAllReduce));
+  exports.Set("distAllReduceBlocking", Napi::Function::New(env, DistAllReduceBlocking));
   exports.Set("distBroadcast", Napi::Function::New(env, DistBroadcast));
   exports.Set("distAllGather", Napi::Function::New(env, DistAllGather));
   exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));

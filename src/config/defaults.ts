@@ -86,6 +86,7 @@ const PAPER: RunConfig = {
     seed: 1,                                   // spec 2.3: seed_torch(random_seed=1)
     threads: null,
     activationCheckpointing: false,
+    syncBatchNorm: false,                      // PyTorch DDP's default: per-rank BatchNorm
     initCheckpoint: null,
     initMode: 'weights',                       // spec 3.1: ckpt_init_mode = 0
   },

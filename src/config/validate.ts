@@ -140,6 +140,7 @@ const training: Check<TrainingConfig> = (v, path) => {
     seed: int({ min: 0 }),
     threads: nullable(int({ min: 1, max: 1024 })),
     activationCheckpointing: bool,
+    syncBatchNorm: bool,
     initCheckpoint: optPath,
     initMode: oneOf(INIT_MODES),
   });

@@ -13,7 +13,22 @@ import type { Tensor } from '../engine/tensor.js';
 import { cat, zerosLike } from '../engine/creation.js';
 import { noGrad } from '../engine/creation.js';
 import type { Module } from '../nn/module.js';
+import { BatchNorm2d, BatchNorm3d } from '../nn/layers/norm.js';
 import type { ProcessGroup } from './group.js';
+
+/**
+ * Make every BatchNorm of `module` use batch statistics over all ranks in training
+ * (torch.nn.SyncBatchNorm.convert_sync_batchnorm). Returns how many layers were converted.
+ */
+export function enableSyncBatchNorm(group: ProcessGroup, module: Module): number {
+  let n = 0;
+  const visit = (m: Module): void => {
+    if (m instanceof BatchNorm3d || m instanceof BatchNorm2d) { m.statsReducer = (t) => group.allReduceBlocking(t, 'sum'); n++; }
+    for (const c of m.children()) visit(c);
+  };
+  visit(module);
+  return n;
+}
 
 /** PyTorch DDP's default bucket size. */
 export const DEFAULT_BUCKET_BYTES = 25 * 2 ** 20;

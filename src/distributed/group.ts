@@ -71,6 +71,19 @@ export class ProcessGroup {
     return this.run('allReduce', () => native().distAllReduce(g, t.handle, op));
   }
 
+  /**
+   * In-place all-reduce that blocks this thread until done: only for reductions inside a
+   * synchronous computation (SyncBatchNorm's forward and backward).
+   */
+  allReduceBlocking(t: Tensor, op: ReduceOp = 'sum'): void {
+    const g = this.live('allReduce');
+    try {
+      native().distAllReduceBlocking(g, t.handle, op);
+    } catch (err) {
+      throw new MisfmError('DISTRIBUTED', `rank ${this.rank}: allReduce failed (a peer rank died or timed out after ${this.timeoutMs} ms?): ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   /** In-place broadcast from `root`. */
   broadcast(t: Tensor, root = 0): Promise<void> {
     const g = this.live('broadcast');

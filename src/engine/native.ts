@@ -44,6 +44,7 @@ export interface NativeBinding {
   // c10d (native/src/dist.cc): see src/dist/group.ts.
   distInit(o: { host: string; port: number; rank: number; worldSize: number; timeoutMs: number; backend: string }): Promise<GroupHandle>;
   distAllReduce(g: GroupHandle, t: Handle, op: string): Promise<void>;
+  distAllReduceBlocking(g: GroupHandle, t: Handle, op: string): void;
   distBroadcast(g: GroupHandle, t: Handle, root: number): Promise<void>;
   distAllGather(g: GroupHandle, t: Handle): Promise<Handle[]>;
   distBarrier(g: GroupHandle): Promise<void>;

@@ -21,7 +21,7 @@ import { JsonlLogger } from '../util/jsonl.js';
 import { Progress } from '../util/progress.js';
 import type { RunConfig, TrainingConfig } from '../config/types.js';
 import { MisfmError } from '../util/errors.js';
-import { broadcastModule, GradientAverager } from '../distributed/data-parallel.js';
+import { broadcastModule, enableSyncBatchNorm, GradientAverager } from '../distributed/data-parallel.js';
 import { isMainRank, reduceSum, type DistributedContext } from '../distributed/context.js';
 
 /** A network as the trainer sees it: one input, one output or a deep-supervision list. */
@@ -150,16 +150,18 @@ export async function train(o: TrainerOptions): Promise<TrainSummary> {
     loaderPos = loaded.loader;
   }
   let averager: GradientAverager | null = null;
+  let syncBn = 0;
   if (dist !== null) {
     // Every rank starts from rank 0's weights (as DDP's constructor does), resumed or not.
     await broadcastModule(dist.group, model);
     averager = new GradientAverager(dist.group, params, dist.bucketBytes);
+    syncBn = t.syncBatchNorm ? enableSyncBatchNorm(dist.group, model) : 0;
   }
   const source = await o.makeSource(loaderPos);
   // Only rank 0 writes the log; the other ranks' logger is a sink that writes nothing.
   const log = main ? new JsonlLogger(path.join(o.runDir, 'metrics.jsonl')) : { log: (_r: Record<string, unknown>): void => undefined, close: (): void => undefined };
   if (o.resumeFrom !== undefined) log.log({ event: 'resume', iteration, from: o.resumeFrom });
-  if (dist !== null) log.log({ event: 'distributed', iteration, worldSize: dist.worldSize, backend: dist.group.backend, buckets: averager!.buckets.length });
+  if (dist !== null) log.log({ event: 'distributed', iteration, worldSize: dist.worldSize, backend: dist.group.backend, buckets: averager!.buckets.length, syncBatchNorm: syncBn });
   const progress = new Progress({ total: t.iterations, label: config.task, ...(o.quiet === true ? { plainIntervalMs: 0 } : {}),
     ...(!main ? { stream: { isTTY: false, write: (): boolean => true } } : {}) });
   progress.update(iteration);

@@ -5,6 +5,7 @@ import { ones, zeros, scalar, noGrad } from '../../engine/creation.js';
 import * as F from '../../engine/functional.js';
 import { ShapeError, fmtShape } from '../../util/errors.js';
 import { isRecomputing } from '../../engine/checkpoint.js';
+import { syncBatchNorm, type StatsReducer } from './sync-batch-norm.js';
 
 export interface BatchNormOptions { eps?: number; momentum?: number; affine?: boolean; trackRunningStats?: boolean; }
 
@@ -16,6 +17,11 @@ abstract class BatchNormNd extends Module {
   runningMean: Tensor | null;
   runningVar: Tensor | null;
   numBatchesTracked: Tensor | null;
+  /**
+   * Set by a data-parallel run with SyncBatchNorm on: in training, batch statistics are summed over
+   * all processes through it (see sync-batch-norm.ts). Null: per-process statistics (PyTorch's default).
+   */
+  statsReducer: StatsReducer | null = null;
   constructor(readonly numFeatures: number, private readonly rank: number, o: BatchNormOptions) {
     super();
     this.eps = o.eps ?? 1e-5;
@@ -36,6 +42,10 @@ abstract class BatchNormNd extends Module {
     if (update && this.numBatchesTracked !== null) {
       const n = this.numBatchesTracked;
       noGrad(() => n.add_(1));
+    }
+    if (this.training && this.statsReducer !== null) {
+      return syncBatchNorm(x, { weight: this.weight, bias: this.bias, runningMean: this.runningMean, runningVar: this.runningVar,
+        momentum: this.momentum, eps: this.eps, update }, this.statsReducer);
     }
     return F.batchNorm(x, update || !this.training ? this.runningMean : null, update || !this.training ? this.runningVar : null, {
       weight: this.weight, bias: this.bias, training: useBatchStats, momentum: this.momentum, eps: this.eps,
