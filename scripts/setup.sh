@@ -19,6 +19,8 @@ done
 
 need_apt=()
 if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libtorch-dev >/dev/null 2>&1; then need_apt+=(libtorch-dev); fi
+# Gloo headers: the addon's c10d bindings (distributed training) include ProcessGroupGloo.hpp.
+if [ -z "${LIBTORCH:-}" ] && ! dpkg -s libgloo-dev >/dev/null 2>&1; then need_apt+=(libgloo-dev); fi
 # Debian's libtorch links the generic libblas.so.3; without OpenBLAS that is netlib's reference BLAS
 # (1.6 GFLOP/s for a 2048^2 matmul here vs 52 with OpenBLAS; the pthread build, not the OpenMP one,
 # which was 4x slower than reference BLAS on batched small matmuls). See ARCHITECTURE.md.

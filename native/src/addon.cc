@@ -298,6 +298,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   InitOps(env, exports);
   InitCheckpoint(env, exports);
+  InitDist(env, exports);
   return exports;
 }
 

@@ -40,5 +40,6 @@ void Release(Napi::Env env, TensorBox* box);
 
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitCheckpoint(Napi::Env env, Napi::Object exports);
+void InitDist(Napi::Env env, Napi::Object exports);
 
 }  // namespace misfm

@@ -13,5 +13,6 @@ import { demoCommand } from './commands/demo.js';
 import { setupCommand } from './commands/setup.js';
 import { segmentCommand } from './commands/segment.js';
 import { serveCommand } from './commands/serve.js';
+import { launchCommand } from './commands/launch.js';
 
-export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, segmentCommand, evaluateCommand, inspectCommand, plotCommand, serveCommand, doctorCommand, setupCommand];
+export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, segmentCommand, evaluateCommand, inspectCommand, plotCommand, serveCommand, launchCommand, doctorCommand, setupCommand];

@@ -19,6 +19,7 @@ export const RUN_OPTIONS = {
   threads: { type: 'string' },
   precision: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
+  nproc: { type: 'string' },
 } as const;
 
 export interface RunArgs {

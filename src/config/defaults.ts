@@ -99,6 +99,7 @@ const PAPER: RunConfig = {
     threads: null,
     precision: 'fp32',                         // misfm: bf16/auto are opt-in (ARCHITECTURE.md)
     activationCheckpointing: false,
+    syncBatchNorm: false,                      // PyTorch DDP's default: per-rank BatchNorm
     initCheckpoint: null,
     initMode: 'weights',                       // spec 3.1: ckpt_init_mode = 0
   },

@@ -245,6 +245,8 @@ export interface TrainingConfig {
   precision: 'fp32' | 'bf16' | 'auto';
   /** Recompute activations in backward to save memory. */
   activationCheckpointing: boolean;
+  /** Data-parallel runs: batch-norm statistics over all ranks (SyncBatchNorm) instead of per rank. */
+  syncBatchNorm: boolean;
   /** Checkpoint to start from (e.g. a pretrained model for fine-tuning), or null. */
   initCheckpoint: string | null;
   initMode: InitMode;

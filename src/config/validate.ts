@@ -158,6 +158,7 @@ const training: Check<TrainingConfig> = (v, path) => {
     threads: nullable(int({ min: 1, max: 1024 })),
     precision: oneOf(['fp32', 'bf16', 'auto'] as const),
     activationCheckpointing: bool,
+    syncBatchNorm: bool,
     initCheckpoint: optPath,
     initMode: oneOf(INIT_MODES),
   });

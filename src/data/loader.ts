@@ -63,6 +63,11 @@ export interface LoaderOptions {
   sampling?: 'epoch' | 'random';
   /** Cache read pattern (default auto). */
   strategy?: ReadStrategy;
+  /**
+   * Data-parallel shard: rank r of W draws global samples start+r, start+r+W, ... so that the
+   * ranks' batches together are the single-process sequence of W x batchSize samples. Default none.
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 /** One batch: N samples stacked, shape [N, 1, D, H, W]. */
@@ -121,6 +126,8 @@ export class Loader implements AsyncIterable<Batch> {
   private readonly seed: number;
   private readonly startIndex: number;
   private readonly endIndex: number;
+  private readonly shardRank: number;
+  private readonly shardSize: number;
   private readonly prefetch: number;
   private readonly workers: Worker[] = [];
   private readonly inflight: number[] = [];
@@ -141,6 +148,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.seed = config.seed;
     this.startIndex = opts.startIndex ?? 0;
     this.endIndex = opts.numSamples !== undefined ? this.startIndex + opts.numSamples : Infinity;
+    this.shardRank = opts.shard?.rank ?? 0;
+    this.shardSize = opts.shard?.worldSize ?? 1;
     const nw = opts.workers ?? defaultWorkers();
     this.prefetch = Math.max(1, opts.prefetch ?? 2 * nw);
     this.caseRoot = new Rng(this.seed).fork(0);
@@ -161,6 +170,9 @@ export class Loader implements AsyncIterable<Batch> {
     const seed = opts.seed ?? 0;
     if (!Number.isSafeInteger(seed) || !Number.isSafeInteger(opts.startIndex ?? 0) || (opts.startIndex ?? 0) < 0) {
       throw new MisfmError('ARGUMENT', 'seed and startIndex must be safe integers (startIndex >= 0)');
+    }
+    if (opts.shard !== undefined && !(Number.isInteger(opts.shard.worldSize) && opts.shard.worldSize >= 1 && Number.isInteger(opts.shard.rank) && opts.shard.rank >= 0 && opts.shard.rank < opts.shard.worldSize)) {
+      throw new MisfmError('ARGUMENT', `shard must be {rank, worldSize} with 0 <= rank < worldSize, got ${JSON.stringify(opts.shard)}`);
     }
     const fgP = opts.foregroundP ?? 1 / 3;
     if (!(fgP >= 0 && fgP <= 1)) throw new MisfmError('ARGUMENT', `foregroundP must be in [0, 1], got ${fgP}`);
@@ -199,7 +211,13 @@ export class Loader implements AsyncIterable<Batch> {
 
   /** Where the sequence stands: pass `nextIndex` as startIndex (same seed) to continue exactly. */
   state(): LoaderState {
-    return { seed: this.seed, nextIndex: Math.min(this.endIndex, this.startIndex + this.nextDeliver * this.batchSize) };
+    // With a shard this is the global position: the same on every rank that has taken as many batches.
+    return { seed: this.seed, nextIndex: Math.min(this.endIndex, this.startIndex + this.nextDeliver * this.batchSize * this.shardSize) };
+  }
+
+  /** Global index of this rank's local sample number `j` (counted from startIndex). */
+  private globalIndex(j: number): number {
+    return this.startIndex + j * this.shardSize + this.shardRank;
   }
 
   stats(): LoaderStats {
@@ -229,7 +247,7 @@ export class Loader implements AsyncIterable<Batch> {
   async next(): Promise<IteratorResult<Batch, undefined>> {
     const t0 = performance.now();
     if (this.failure !== undefined) throw this.failure;
-    const first = this.startIndex + this.nextDeliver * this.batchSize;
+    const first = this.globalIndex(this.nextDeliver * this.batchSize);
     if (first >= this.endIndex || this.closed) {
       await this.close();
       return { done: true, value: undefined };
@@ -310,12 +328,13 @@ export class Loader implements AsyncIterable<Batch> {
     if (this.closed) return;
     while (this.nextDispatch - this.nextDeliver < this.prefetch) {
       const b = this.nextDispatch;
-      const first = this.startIndex + b * this.batchSize;
+      const first = this.globalIndex(b * this.batchSize);
       if (first >= this.endIndex) break;
-      const last = Math.min(this.endIndex, first + this.batchSize);
       const indices: number[] = [];
       const cases: SampleCase[] = [];
-      for (let s = first; s < last; s++) {
+      for (let k = 0; k < this.batchSize; k++) {
+        const s = this.globalIndex(b * this.batchSize + k);
+        if (s >= this.endIndex) break;
         indices.push(s);
         cases.push(toSampleCase(this.cases[this.caseOf(s)]!));
       }

@@ -14,8 +14,11 @@ import { tidy, keep } from './scope.js';
 import { MisfmError } from '../util/errors.js';
 
 interface Segment { fn: (inputs: Tensor[]) => Tensor[]; rng: Tensor; needsGrad: boolean[]; }
+/** A function with a hand-written backward (see customFunction). */
+interface Custom { backward: (saved: Tensor[], grads: (Tensor | null)[]) => (Tensor | null)[]; }
 
 const segments = new Map<number, Segment>();
+const customs = new Map<number, Custom>();
 let nextId = 1;
 let recomputeDepth = 0;
 let registered = false;
@@ -24,9 +27,11 @@ let registered = false;
 export function isRecomputing(): boolean { return recomputeDepth > 0; }
 
 /** Number of segments whose backward has not run yet (for leak checks). */
-export function pendingCheckpoints(): number { return segments.size; }
+export function pendingCheckpoints(): number { return segments.size + customs.size; }
 
 function recompute(id: number, inputs: Handle[], grads: (Handle | null)[]): (Handle | null)[] {
+  const custom = customs.get(id);
+  if (custom !== undefined) return runCustomBackward(id, custom, inputs, grads);
   const seg = segments.get(id);
   if (seg === undefined) {
     throw new MisfmError('NATIVE', 'checkpoint: a checkpointed segment was backpropagated twice (retainGraph is not supported with activation checkpointing)');
@@ -72,6 +77,38 @@ export function checkpoint(fn: (inputs: Tensor[]) => Tensor[], inputs: Tensor[])
   const outs = noGrad(() => fn(inputs.map((t) => t.detach())));
   const id = nextId++;
   segments.set(id, { fn, rng, needsGrad });
+  const linked = native().attachRecompute(inputs.map((t) => t.handle), outs.map((t) => t.handle), id).map((h) => new Tensor(h));
+  for (const o of outs) o.dispose();
+  return linked;
+}
+
+function runCustomBackward(id: number, c: Custom, inputs: Handle[], grads: (Handle | null)[]): (Handle | null)[] {
+  customs.delete(id);
+  const gradTensors = grads.map((g) => (g === null ? null : new Tensor(g)));
+  const saved = inputs.map((h) => new Tensor(h));
+  try {
+    // The results leave this scope as raw handles owned by the native node.
+    const out = noGrad(() => tidy(() => c.backward(saved, gradTensors)));
+    if (out.length !== inputs.length) throw new MisfmError('NATIVE', `custom function: backward returned ${out.length} gradients for ${inputs.length} inputs`);
+    return out.map((g) => (g === null ? null : g.handle));
+  } finally {
+    for (const t of [...saved, ...gradTensors]) t?.dispose();
+  }
+}
+
+/**
+ * An autograd function with a hand-written backward (torch.autograd.Function): `forward` runs
+ * without grad on detached inputs; during backward, `backward(inputs, gradOutputs)` returns one
+ * gradient (or null) per input. Used where a gradient needs something autograd cannot express,
+ * e.g. a cross-process reduction (SyncBatchNorm). CPU only, like checkpointing.
+ */
+export function customFunction(inputs: Tensor[], forward: (inputs: Tensor[]) => Tensor[],
+  backward: (inputs: Tensor[], grads: (Tensor | null)[]) => (Tensor | null)[]): Tensor[] {
+  if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) return noGrad(() => forward(inputs.map((t) => t.detach())));
+  if (!registered) { native().setRecomputeCallback(recompute); registered = true; }
+  const outs = noGrad(() => forward(inputs.map((t) => t.detach())));
+  const id = nextId++;
+  customs.set(id, { backward });
   const linked = native().attachRecompute(inputs.map((t) => t.handle), outs.map((t) => t.handle), id).map((h) => new Tensor(h));
   for (const o of outs) o.dispose();
   return linked;

@@ -12,6 +12,9 @@ import { MisfmError } from '../util/errors.js';
 /** Opaque native tensor handle (a napi External). */
 export type Handle = { readonly __brand: 'misfm-tensor-handle' };
 
+/** Opaque native c10d process-group handle. */
+export type GroupHandle = { readonly __brand: 'misfm-process-group' };
+
 /** Every function the addon exports. Keep in sync with native/src/*.cc. */
 export interface NativeBinding {
   opId(name: string, overload: string): number;
@@ -38,6 +41,15 @@ export interface NativeBinding {
   getNumThreads(): number;
   setRecomputeCallback(fn: (id: number, inputs: Handle[], grads: (Handle | null)[]) => (Handle | null)[]): void;
   attachRecompute(inputs: Handle[], outputs: Handle[], id: number): Handle[];
+  // c10d (native/src/dist.cc): see src/dist/group.ts.
+  distInit(o: { host: string; port: number; rank: number; worldSize: number; timeoutMs: number; backend: string }): Promise<GroupHandle>;
+  distAllReduce(g: GroupHandle, t: Handle, op: string): Promise<void>;
+  distAllReduceBlocking(g: GroupHandle, t: Handle, op: string): void;
+  distBroadcast(g: GroupHandle, t: Handle, root: number): Promise<void>;
+  distAllGather(g: GroupHandle, t: Handle): Promise<Handle[]>;
+  distBarrier(g: GroupHandle): Promise<void>;
+  distDestroy(g: GroupHandle): void;
+  distBackends(): { gloo: boolean; nccl: boolean };
   info(): {
     torchVersion: string; config: string; parallel: string; cudaAvailable: boolean;
     cudaDeviceCount: number; mkldnnAvailable: boolean; numThreads: number;

@@ -29,6 +29,8 @@ export interface PretextContext {
   config: RunConfig;
   /** Loader options shared by all methods (cache, crop, batch, workers, intensity, flips). */
   loader: LoaderOptions;
+  /** Data-parallel runs: this rank's shard of the *training* stream (validation sets stay whole). */
+  shard?: { rank: number; worldSize: number };
   /** Scans to train on, and the held-out scans validation draws from (may be empty). */
   trainCases: string[];
   validCases: string[];

@@ -4,6 +4,7 @@
  * (src/ssl/methods.ts: its batches, loss and validation), the model and the shared trainer.
  * Volume Fusion is the default method.
  */
+import path from 'node:path';
 import { augmentActive } from '../data/augment.js';
 import type { RunConfig } from '../config/types.js';
 import { readyCases } from '../data/manifest.js';
@@ -12,13 +13,13 @@ import { createModel } from '../models/registry.js';
 import { manualSeed } from '../engine/creation.js';
 import { train, type TrainSummary, type TrainableModel } from '../train/trainer.js';
 import { initFromCheckpoint } from '../train/init.js';
-import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../train/run-setup.js';
+import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../train/run-setup.js';
 import { pretextMethod } from './methods.js';
-import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { MisfmError } from '../util/errors.js';
 
 export { fusionDice } from './volf-method.js';
+import { isMainRank, onMainRank, type DistributedContext } from '../distributed/context.js';
 
 export interface PretrainOptions {
   config: RunConfig;
@@ -34,6 +35,8 @@ export interface PretrainOptions {
   /** Simulated interruption for tests. */
   stopAt?: number;
   log?: (line: string) => void;
+  /** Data-parallel run (from `joinFromEnvironment`); null or absent for one process. */
+  distributed?: DistributedContext | null;
 }
 
 export interface PretrainResult extends TrainSummary {
@@ -81,9 +84,11 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (o.resume === true) checkSameMethod(cfg, o.runDir);
+  const dist = o.distributed ?? null;
   const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
-  const cache = await ensureCache(o.data, o.runDir, log);
-  cfg = recordCache(cfg, cache, o.runDir);
+  // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
+  const cache = await onMainRank(dist, () => ensureCache(o.data, o.runDir, log), () => cachePathFor(o.data, o.runDir));
+  cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
   const all = readyCases(cache).map((c) => c.id);
   const split = o.validCases !== undefined
     ? explicitSplit(all, o.validCases, { item: 'scan', held: 'held-out', pool: 'the data' })
@@ -93,7 +98,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const method = pretextMethod(cfg.ssl.method);
   const nVal = o.validSamples ?? (cfg.data.patchSize[0] * cfg.data.patchSize[1] * cfg.data.patchSize[2] <= 32 * 64 * 64 ? 4 : 8);
   const task = await method.setup({
-    config: cfg, loader: loaderOptions(cfg, cache), trainCases: split.train, validCases: split.valid, allCases: all, validSamples: nVal, log,
+    config: cfg, loader: loaderOptions(cfg, cache), ...(dist !== null ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}), trainCases: split.train, validCases: split.valid, allCases: all, validSamples: nVal, log,
   });
 
   manualSeed(cfg.training.seed);
@@ -107,6 +112,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       makeSource: task.makeSource,
       validate: task.validate,
       ...(task.loss !== undefined ? { loss: task.loss } : {}),
+      distributed: dist,
     });
     task.finish?.(model, o.runDir, summary.iterations);
     return { ...summary, runDir: o.runDir, cache, trainCases: split.train.length, validCases: split.valid };

@@ -167,7 +167,7 @@ export async function reconstructionTask(ctx: PretextContext, spec: Reconstructi
   try { for (let i = 0; i < ctx.validSamples; i++) validSet.push(await valStream.nextArrays()); } finally { await valStream.close(); }
   return {
     makeSource: async (pos) => {
-      const stream = await CorruptionStream.open({ loader: { ...base, caseIds: ctx.trainCases }, spec, seed: cfg.training.seed, resume: (pos as LoaderState | null) ?? null });
+      const stream = await CorruptionStream.open({ loader: { ...base, caseIds: ctx.trainCases, ...(ctx.shard !== undefined ? { shard: ctx.shard } : {}) }, spec, seed: cfg.training.seed, resume: (pos as LoaderState | null) ?? null });
       return { next: async () => reconToTensors(await stream.nextArrays()), position: () => stream.state(), close: () => stream.close() };
     },
     validate: async (m) => reconstructionMetrics(m, validSet, spec.activation),

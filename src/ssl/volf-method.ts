@@ -9,11 +9,14 @@ import { tidy } from '../engine/scope.js';
 import type { TrainableModel, ValidationResult } from '../train/trainer.js';
 import { FusionStream, fusedToTensors, type FusedArrays, type FusionStreamState } from './volume-fusion.js';
 import type { PretextContext, PretextMethod, PretextTask } from './methods.js';
+import { reduceSum, shardItems, type DistributedContext } from '../distributed/context.js';
 
 /** Pseudo-segmentation Dice over fusion levels 1..K, accumulated over the whole validation set. */
-export function fusionDice(model: TrainableModel, samples: FusedArrays[], levels: number): ValidationResult {
-  const inter = new Float64Array(levels + 1), sumP = new Float64Array(levels + 1), sumG = new Float64Array(levels + 1);
-  for (const s of samples) {
+export async function fusionDice(model: TrainableModel, samples: FusedArrays[], levels: number, dist?: DistributedContext | null): Promise<ValidationResult> {
+  // Counts, so that ranks can each score a share of the samples and add them up exactly.
+  const counts = new Float64Array(3 * (levels + 1));
+  const inter = counts.subarray(0, levels + 1), sumP = counts.subarray(levels + 1, 2 * (levels + 1)), sumG = counts.subarray(2 * (levels + 1));
+  for (const s of shardItems(dist, samples)) {
     const pred = noGrad(() => tidy(() => {
       const x = fromTypedArray(s.image, s.shape);
       const out = model.forward(x);
@@ -29,6 +32,7 @@ export function fusionDice(model: TrainableModel, samples: FusedArrays[], levels
       if (a === b) inter[a]!++;
     }
   }
+  if (dist != null && dist.worldSize > 1) counts.set(await reduceSum(dist, counts));
   const metrics: Record<string, number> = {};
   let sum = 0, total = 0, chance = 0;
   for (let k = 0; k <= levels; k++) total += sumG[k]!;
@@ -40,7 +44,7 @@ export function fusionDice(model: TrainableModel, samples: FusedArrays[], levels
     chance += total > 0 ? sumG[k]! / total : 0;
   }
   metrics['chance'] = chance / levels;
-  return { score: sum / levels, metrics };
+  return { score: sum / levels, metrics, reduced: true };
 }
 
 async function setup(ctx: PretextContext): Promise<PretextTask> {
@@ -59,7 +63,7 @@ async function setup(ctx: PretextContext): Promise<PretextTask> {
   return {
     makeSource: async (pos) => {
       const stream = await FusionStream.open({
-        loader: { ...base, caseIds: ctx.trainCases }, levels: K, mask, seed: cfg.training.seed, resume: (pos as FusionStreamState | null) ?? null,
+        loader: { ...base, caseIds: ctx.trainCases, ...(ctx.shard !== undefined ? { shard: ctx.shard } : {}) }, levels: K, mask, seed: cfg.training.seed, resume: (pos as FusionStreamState | null) ?? null,
         partnerCaseIds: ctx.trainCases.length >= 2 ? ctx.trainCases : ctx.allCases,
       });
       return {
@@ -68,7 +72,7 @@ async function setup(ctx: PretextContext): Promise<PretextTask> {
         close: () => stream.close(),
       };
     },
-    validate: async (m) => fusionDice(m, validSet, K),
+    validate: async (m, d) => fusionDice(m, validSet, K, d),
   };
 }
 

@@ -15,7 +15,9 @@ import { manualSeed, fromTypedArray } from '../engine/creation.js';
 import * as F from '../engine/functional.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from './trainer.js';
 import { initFromCheckpoint } from './init.js';
-import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from './run-setup.js';
+import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from './run-setup.js';
+import { isMainRank, onMainRank, reduceSum, shardItems, type DistributedContext } from '../distributed/context.js';
+import path from 'node:path';
 import { slidingWindowSegment, modelPredictor } from '../infer/sliding-window.js';
 import { MisfmError } from '../util/errors.js';
 
@@ -32,6 +34,8 @@ export interface FinetuneOptions {
   validCases?: string[];
   stopAt?: number;
   log?: (line: string) => void;
+  /** Data-parallel run (from `joinFromEnvironment`); null or absent for one process. */
+  distributed?: DistributedContext | null;
 }
 
 export interface FinetuneResult extends TrainSummary {
@@ -69,12 +73,14 @@ function normalise(cfg: RunConfig, data: ArrayLike<number>, c: CachedCase): Floa
 }
 
 /** Mean foreground Dice of sliding-window segmentations of whole validation volumes. */
-export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: TrainableModel) => Promise<ValidationResult> {
+export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: TrainableModel, dist?: DistributedContext) => Promise<ValidationResult> {
   const map = labelMapOf(cfg);
   const C = cfg.model.classNum;
-  return async (model) => {
-    const inter = new Float64Array(C), sp = new Float64Array(C), sg = new Float64Array(C);
-    for (const c of cases) {
+  return async (model, dist) => {
+    // Counts, so that ranks can each segment a share of the cases and add them up exactly.
+    const counts = new Float64Array(3 * C);
+    const inter = counts.subarray(0, C), sp = counts.subarray(C, 2 * C), sg = counts.subarray(2 * C);
+    for (const c of shardItems(dist, cases)) {
       const iv = CacheVolume.open(c.imageFile), lv = CacheVolume.open(c.labelFile!);
       let img: Float32Array, lab: ArrayLike<number>, shape: [number, number, number];
       try { img = normalise(cfg, iv.readAll(), c); lab = lv.readAll(); shape = [...iv.shape] as [number, number, number]; } finally { iv.close(); lv.close(); }
@@ -94,6 +100,7 @@ export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: Tr
         if (q === g && g < C) inter[g]!++;
       }
     }
+    if (dist !== undefined && dist.worldSize > 1) counts.set(await reduceSum(dist, counts));
     const metrics: Record<string, number> = {};
     let sum = 0;
     const names = cfg.data.labels?.names;
@@ -102,7 +109,7 @@ export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: Tr
       metrics[`dice_${names?.[k - 1] ?? k}`] = d;
       sum += d;
     }
-    return { score: sum / (C - 1), metrics };
+    return { score: sum / (C - 1), metrics, reduced: true };
   };
 }
 
@@ -110,9 +117,13 @@ export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: Tr
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const dist = o.distributed ?? null;
   const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
-  const cache = await ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
-  cfg = recordCache(cfg, cache, o.runDir);
+  // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
+  const cache = await onMainRank(dist,
+    () => ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }),
+    () => cachePathFor(o.data, o.runDir));
+  cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
   const cases = readyCases(cache, { needLabels: true });
   const ids = cases.map((c) => c.id);
   let split: Split;
@@ -147,7 +158,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
       ...(o.stopAt !== undefined ? { stopAt: o.stopAt } : {}),
       makeSource: async (pos) => {
         const p = pos as LoaderState | null;
-        const loader = await Loader.open({ ...base, seed: cfg.training.seed, startIndex: p?.nextIndex ?? 0 });
+        const loader = await Loader.open({ ...base, seed: cfg.training.seed, startIndex: p?.nextIndex ?? 0,
+          ...(dist !== null ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}) });
         return {
           next: async () => {
             const b = await loader.nextBatch();
@@ -164,6 +176,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
         };
       },
       validate: volumeValidator(cfg, validCases),
+      distributed: dist,
     });
     return { ...summary, runDir: o.runDir, cache, trainCases: split.train, validCases: split.valid, classNames: cfg.data.labels?.names ?? [] };
   } finally {

@@ -24,10 +24,15 @@ export function startRun(cfg: RunConfig, task: RunConfig['task'], command: strin
   return latest;
 }
 
+/** The cache a run uses: `data` itself when it is one (has a manifest), else RUN/cache. */
+export function cachePathFor(data: readonly string[], runDir: string): string {
+  return data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json')) ? data[0]! : path.join(runDir, 'cache');
+}
+
 /** Use `data` as a cache when it has a manifest; otherwise prepare it into RUN/cache. */
 export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string } = {}): Promise<string> {
-  if (data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json'))) return data[0]!;
-  const cache = path.join(runDir, 'cache');
+  const cache = cachePathFor(data, runDir);
+  if (cache === data[0]) return cache;
   log(`preparing ${data.join(', ')} into ${cache}`);
   const r = await prepare(data, cache, opts);
   for (const f of r.report.failures) log(`  skipped ${f.source}: ${f.reason}`);

@@ -22,6 +22,8 @@ import { Progress } from '../util/progress.js';
 import type { RunConfig, TrainingConfig } from '../config/types.js';
 import { MisfmError } from '../util/errors.js';
 import { resolvePrecision, withPrecision } from '../engine/precision.js';
+import { broadcastModule, enableSyncBatchNorm, GradientAverager } from '../distributed/data-parallel.js';
+import { isMainRank, reduceSum, type DistributedContext } from '../distributed/context.js';
 
 /** A network as the trainer sees it: one input, one output or a deep-supervision list. */
 export interface TrainableModel extends Module {
@@ -54,9 +56,14 @@ export interface BatchSource {
   close(): Promise<void>;
 }
 
-export interface ValidationResult { score: number; metrics: Record<string, number>; }
+export interface ValidationResult {
+  score: number;
+  metrics: Record<string, number>;
+  /** Already combined over the ranks of a distributed run (else the trainer averages score and metrics). */
+  reduced?: boolean;
+}
 /** Scores the model (called in eval mode, no grad); higher is better. */
-export type Validator = (model: TrainableModel) => Promise<ValidationResult>;
+export type Validator = (model: TrainableModel, dist?: DistributedContext) => Promise<ValidationResult>;
 
 export interface TrainerOptions {
   model: TrainableModel;
@@ -73,6 +80,11 @@ export interface TrainerOptions {
   stopAt?: number;
   /** Report lines (default: stderr through the progress bar). */
   quiet?: boolean;
+  /**
+   * Data-parallel run: parameters broadcast from rank 0, gradients averaged across ranks, only
+   * rank 0 logs and writes checkpoints. The batch source must already be sharded.
+   */
+  distributed?: DistributedContext | null;
 }
 
 export interface TrainSummary {
@@ -143,6 +155,8 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
   mkdirSync(ckptDir, { recursive: true });
   const latestPath = path.join(ckptDir, 'latest.pt');
   const bestPath = path.join(ckptDir, 'best.pt');
+  const dist = o.distributed ?? null;
+  const main = isMainRank(dist);
   const params = model.parameters();
   const optimizer = makeOptimizer(params, t);
   const scheduler = makeScheduler(optimizer, t);
@@ -159,10 +173,21 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
     history = loaded.history;
     loaderPos = loaded.loader;
   }
+  let averager: GradientAverager | null = null;
+  let syncBn = 0;
+  if (dist !== null) {
+    // Every rank starts from rank 0's weights (as DDP's constructor does), resumed or not.
+    await broadcastModule(dist.group, model);
+    averager = new GradientAverager(dist.group, params, dist.bucketBytes);
+    syncBn = t.syncBatchNorm ? enableSyncBatchNorm(dist.group, model) : 0;
+  }
   const source = await o.makeSource(loaderPos);
-  const log = new JsonlLogger(path.join(o.runDir, 'metrics.jsonl'));
+  // Only rank 0 writes the log; the other ranks' logger is a sink that writes nothing.
+  const log = main ? new JsonlLogger(path.join(o.runDir, 'metrics.jsonl')) : { log: (_r: Record<string, unknown>): void => undefined, close: (): void => undefined };
   if (o.resumeFrom !== undefined) log.log({ event: 'resume', iteration, from: o.resumeFrom });
-  const progress = new Progress({ total: t.iterations, label: config.task, ...(o.quiet === true ? { plainIntervalMs: 0 } : {}) });
+  if (dist !== null) log.log({ event: 'distributed', iteration, worldSize: dist.worldSize, backend: dist.group.backend, buckets: averager!.buckets.length, syncBatchNorm: syncBn });
+  const progress = new Progress({ total: t.iterations, label: config.task, ...(o.quiet === true ? { plainIntervalMs: 0 } : {}),
+    ...(!main ? { stream: { isTTY: false, write: (): boolean => true } } : {}) });
   progress.update(iteration);
 
   let stop: 'signal' | null = null;
@@ -174,9 +199,10 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const save = (file: string): void => saveTrainingCheckpoint(file, {
-    model, optimizer, scheduler, iteration, config, loader: source.position(), best, history,
-  });
+  const save = (file: string): void => {
+    if (!main) return;
+    saveTrainingCheckpoint(file, { model, optimizer, scheduler, iteration, config, loader: source.position(), best, history });
+  };
 
   const dsWeights = t.deepSupervision.enabled ? t.deepSupervision.weights : [1];
   let lastLoss = NaN, waitSum = 0, wallSum = 0, earlyStopped = false, sinceBest = 0;
@@ -204,8 +230,6 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
           });
           loss.backward();
           ckpt?.backward();
-          if (t.gradClip !== null) clipGradNorm(params, t.gradClip);
-          optimizer.step();
           return loss.item();
         } finally {
           ckpt?.dispose();
@@ -214,6 +238,19 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
       batch.image.dispose();
       batch.target.dispose();
       batch.weight?.dispose();
+      let commMs = 0;
+      if (dist !== null) {
+        commMs = (await averager!.average()).ms;
+        // One small reduction carries the ranks' losses (logged as their mean) and whether any rank
+        // got a signal, so that all ranks stop after the same iteration.
+        const r = await reduceSum(dist, Float64Array.of(lastLoss, stop !== null ? 1 : 0));
+        lastLoss = r[0]! / dist.worldSize;
+        if (r[1]! > 0 && stop === null) stop = 'signal';
+      }
+      tidy(() => {
+        if (t.gradClip !== null) clipGradNorm(params, t.gradClip);
+        optimizer.step();
+      });
       if (!Number.isFinite(lastLoss)) {
         throw new MisfmError('DATA', `training diverged: loss is ${lastLoss} at iteration ${iteration + 1} (try a lower training.lr or training.gradClip)`);
       }
@@ -222,14 +259,21 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
       const t2 = performance.now();
       waitSum += t1 - t0; wallSum += t2 - t0;
       log.log({ event: 'train', iteration, loss: lastLoss, lr: optimizer.lr, dataWaitMs: +(t1 - t0).toFixed(1), stepMs: +(t2 - t1).toFixed(1),
-        rssMb: Math.round(process.memoryUsage.rss() / 2 ** 20), liveTensors: liveTensors() });
+        ...(dist !== null ? { commMs: +commMs.toFixed(1) } : {}), rssMb: Math.round(process.memoryUsage.rss() / 2 ** 20), liveTensors: liveTensors() });
       progress.update(iteration, { loss: lastLoss.toFixed(4), wait: `${((waitSum / wallSum) * 100).toFixed(0)}%` });
 
       if (iteration % t.validEvery === 0 || iteration === t.iterations) {
         if (t.scheduler.unit === 'validation' && iteration % t.validEvery === 0) scheduler.step();
         if (o.validate !== undefined) {
           model.eval();
-          const v = await noGrad(() => o.validate!(model));
+          let v = await noGrad(() => o.validate!(model, dist ?? undefined));
+          // A validator that knows nothing of ranks scored its data on every rank: average so that
+          // all ranks agree on "improved" and on early stopping.
+          if (dist !== null && v.reduced !== true) {
+            const keys = Object.keys(v.metrics);
+            const r = await reduceSum(dist, Float64Array.from([v.score, ...keys.map((k) => v.metrics[k]!)]));
+            v = { score: r[0]! / dist.worldSize, metrics: Object.fromEntries(keys.map((k, i) => [k, r[i + 1]! / dist.worldSize])) };
+          }
           const improved = best === null || v.score > best.score;
           history.push({ iteration, score: v.score, ...v.metrics });
           if (improved) { best = { score: v.score, iteration }; sinceBest = 0; } else sinceBest += t.validEvery;

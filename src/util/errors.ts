@@ -15,7 +15,8 @@ export type ErrorCode =
   | 'CONFIG'         // invalid configuration value
   | 'DATA'           // dataset problems (missing files, empty folders, bad CSV)
   | 'ARGUMENT'       // invalid function / CLI argument
-  | 'ENGINE';        // addon missing or not built
+  | 'ENGINE'         // addon missing or not built
+  | 'DISTRIBUTED';   // rendezvous, collectives, a failed or missing rank
 
 export class MisfmError extends Error {
   readonly code: ErrorCode;

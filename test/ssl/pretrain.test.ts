@@ -27,17 +27,17 @@ function fixedModel(classes: Uint8Array): TrainableModel {
   return { forward: (): Tensor => fromTypedArray(logits, [1, 5, 2, 2, 4]) } as unknown as TrainableModel;
 }
 
-test('pseudo-segmentation Dice: perfect, all-background, and the chance level from the level frequencies', () => {
+test('pseudo-segmentation Dice: perfect, all-background, and the chance level from the level frequencies', async () => {
   const s = sample();
-  const perfect = fusionDice(fixedModel(s.levels), [s], 4);
+  const perfect = await fusionDice(fixedModel(s.levels), [s], 4);
   assert.equal(perfect.score, 1);
-  const background = fusionDice(fixedModel(new Uint8Array(16)), [s], 4);
+  const background = await fusionDice(fixedModel(new Uint8Array(16)), [s], 4);
   assert.ok(background.score < 1e-5, `all background scores ${background.score}`);
   // Level frequencies 4/16, 6/16, 2/16, 2/16: chance = mean = 14/64.
   assert.ok(Math.abs(perfect.metrics['chance']! - 14 / 64) < 1e-12);
   assert.equal(background.metrics['chance'], perfect.metrics['chance']);
   // Levels 1 and 2 swapped: Dice 0 for both, 1 for levels 3 and 4.
-  const swapped = fusionDice(fixedModel(s.levels.map((v) => (v === 1 ? 2 : v === 2 ? 1 : v))), [s], 4);
+  const swapped = await fusionDice(fixedModel(s.levels.map((v) => (v === 1 ? 2 : v === 2 ? 1 : v))), [s], 4);
   assert.ok(Math.abs(swapped.score - 0.5) < 1e-5, `swapped ${swapped.score}`);
 });
 

@@ -21,6 +21,8 @@ export interface DoctorReport {
   allocator: string;
   /** What --precision auto picks here, and why (MISFM_CPU_BF16=0/1 overrides the CPU detection). */
   precision: { auto: 'fp32' | 'bf16'; reason: string; cpuBf16: string[] };
+  /** c10d backends this addon can create (misfm launch / --nproc). */
+  distributed: { gloo: boolean; nccl: boolean };
 }
 
 /** Collect the engine facts (loads the addon). */
@@ -42,6 +44,7 @@ export function doctorReport(): DoctorReport {
     cpu: os.cpus()[0]?.model ?? 'unknown',
     allocator: allocatorInUse(process.env),
     precision: autoPrecision(info.cudaAvailable),
+    distributed: n.distBackends(),
   };
 }
 
@@ -89,6 +92,8 @@ export const doctorCommand: Command = {
       ['allocator', r.allocator],
       ['precision', `auto = ${r.precision.auto} (${r.precision.reason}); default fp32`],
       ['addon', addonRequirement().detail],
+      ['distributed', `c10d ${[r.distributed.gloo ? 'Gloo (CPU)' : '', r.distributed.nccl ? 'NCCL (CUDA)' : ''].filter((x) => x !== '').join(', ') || 'none'}` +
+        `${r.distributed.nccl ? '' : '; NCCL needs a CUDA LibTorch build (README, GPU section)'}`],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);

@@ -4,6 +4,8 @@ import type { Command } from '../command.js';
 import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
 import { pretrain } from '../../ssl/pretrain.js';
 import { MisfmError } from '../../util/errors.js';
+import { runWithNproc } from './launch.js';
+import { joinFromEnvironment } from '../../distributed/context.js';
 import { positiveInt } from '../args.js';
 import { pretextMethod, pretextMethods } from '../../ssl/methods.js';
 import { PRETRAIN_METHODS } from '../../config/types.js';
@@ -35,6 +37,7 @@ Options:
   --precision P        fp32 (default) | bf16 | auto: convolutions/matmuls in bfloat16 with fp32 norms,
                        softmax, losses, weights and optimizer state; auto = bf16 only where the CPU
                        has avx512_bf16/amx_bf16 or on CUDA (training.precision; see misfm doctor)
+  --nproc N            run on N processes of this node (c10d data parallel; see misfm launch)
   -q, --quiet          no progress bar (JSON lines are always written)`;
 
 export const pretrainCommand: Command = {
@@ -43,13 +46,18 @@ export const pretrainCommand: Command = {
   usage: USAGE,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' }, method: { type: 'string' } }, strict: true });
+    const launched = await runWithNproc('pretrain', argv, values.nproc);
+    if (launched !== null) return launched;
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required (a cache or image folder)');
     if (values.method !== undefined) pretextMethod(values.method);
     const config = resolveRunConfig({ ...values, set: [...(values.method !== undefined ? [`ssl.method=${values.method}`] : []), ...(values.set ?? [])] }, 'paper');
-    const r = await pretrain({ config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
+    const distributed = await joinFromEnvironment();
+    const r = await pretrain({ distributed, config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
       ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt('valid-samples', values['valid-samples']) } : {}),
       ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()).filter((s) => s !== '') } : {}),
     });
+    distributed?.group.destroy();
+    if (distributed !== null && distributed.rank !== 0) return r.interrupted ? 130 : 0;
     const volf = config.ssl.method === 'volf';
     process.stdout.write(
       `${config.ssl.method} pretraining ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +

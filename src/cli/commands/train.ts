@@ -4,6 +4,8 @@ import type { Command } from '../command.js';
 import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
 import { finetune } from '../../train/finetune.js';
 import { MisfmError } from '../../util/errors.js';
+import { runWithNproc } from './launch.js';
+import { joinFromEnvironment } from '../../distributed/context.js';
 
 const USAGE = `Usage: misfm train --data IMAGES --labels LABELS --out RUN_DIR [--init CKPT] [options]
 
@@ -31,6 +33,7 @@ Options:
   --precision P        fp32 (default) | bf16 | auto: convolutions/matmuls in bfloat16 with fp32 norms,
                        softmax, losses, weights and optimizer state; auto = bf16 only where the CPU
                        has avx512_bf16/amx_bf16 or on CUDA (training.precision; see misfm doctor)
+  --nproc N            run on N processes of this node (c10d data parallel; see misfm launch)
   -q, --quiet          no progress bar`;
 
 function parseList(s: string | undefined, what: string, num: boolean): (string | number)[] | undefined {
@@ -52,6 +55,8 @@ export const trainCommand: Command = {
         init: { type: 'string' }, classes: { type: 'string' }, names: { type: 'string' }, valid: { type: 'string' },
       },
     });
+    const launched = await runWithNproc('train', argv, values.nproc);
+    if (launched !== null) return launched;
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required');
     const classes = parseList(values.classes, '--classes', true) as number[] | undefined;
     const names = parseList(values.names, '--names', false) as string[] | undefined;
@@ -64,12 +69,15 @@ export const trainCommand: Command = {
     }
     if (values.init !== undefined) set.push(`training.initCheckpoint=${JSON.stringify(values.init)}`);
     const config = resolveRunConfig({ ...values, set }, 'paper-finetune');
-    const r = await finetune({
+    const distributed = await joinFromEnvironment();
+    const r = await finetune({ distributed,
       config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
       ...(values.labels !== undefined ? { labelsDir: values.labels } : {}),
       ...(values.csv !== undefined ? { csv: values.csv } : {}),
       ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()) } : {}),
     });
+    distributed?.group.destroy();
+    if (distributed !== null && distributed.rank !== 0) return r.interrupted ? 130 : 0;
     process.stdout.write(
       `training ${r.interrupted ? 'interrupted' : r.earlyStopped ? 'stopped early' : 'finished'} at iteration ${r.iterations}` +
       ` (${r.secondsPerIteration.toFixed(2)} s/it, data wait ${(r.dataWaitFraction * 100).toFixed(1)}%)\n` +

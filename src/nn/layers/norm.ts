@@ -5,6 +5,7 @@ import { ones, zeros, scalar, noGrad } from '../../engine/creation.js';
 import * as F from '../../engine/functional.js';
 import { MisfmError, ShapeError, fmtShape } from '../../util/errors.js';
 import { isRecomputing } from '../../engine/checkpoint.js';
+import { syncBatchNorm, type StatsReducer } from './sync-batch-norm.js';
 
 export interface BatchNormOptions { eps?: number; momentum?: number; affine?: boolean; trackRunningStats?: boolean; }
 
@@ -18,6 +19,11 @@ abstract class BatchNormNd extends Module {
   numBatchesTracked: Tensor | null;
   /** Set by nn/fuse.ts when the preceding conv absorbed this BN: forward is then the identity (eval only). */
   folded = false;
+  /**
+   * Set by a data-parallel run with SyncBatchNorm on: in training, batch statistics are summed over
+   * all processes through it (see sync-batch-norm.ts). Null: per-process statistics (PyTorch's default).
+   */
+  statsReducer: StatsReducer | null = null;
   constructor(readonly numFeatures: number, private readonly rank: number, o: BatchNormOptions) {
     super();
     this.eps = o.eps ?? 1e-5;
@@ -42,6 +48,10 @@ abstract class BatchNormNd extends Module {
     if (update && this.numBatchesTracked !== null) {
       const n = this.numBatchesTracked;
       noGrad(() => n.add_(1));
+    }
+    if (this.training && this.statsReducer !== null) {
+      return syncBatchNorm(x, { weight: this.weight, bias: this.bias, runningMean: this.runningMean, runningVar: this.runningVar,
+        momentum: this.momentum, eps: this.eps, update }, this.statsReducer);
     }
     return F.batchNorm(x, update || !this.training ? this.runningMean : null, update || !this.training ? this.runningVar : null, {
       weight: this.weight, bias: this.bias, training: useBatchStats, momentum: this.momentum, eps: this.eps,

@@ -162,7 +162,7 @@ async function setup(ctx: PretextContext): Promise<PretextTask> {
   return {
     createModel: () => { model = createVoCoModel(cfg); return model as unknown as TrainableModel; },
     makeSource: async (pos) => {
-      const stream = await VoCoStream.open({ loader: ctx.loader, cfg, seed: cfg.training.seed, caseIds: ctx.trainCases, start: (pos as LoaderState | null)?.nextIndex ?? 0 });
+      const stream = await VoCoStream.open({ loader: { ...ctx.loader, ...(ctx.shard !== undefined ? { shard: ctx.shard } : {}) }, cfg, seed: cfg.training.seed, caseIds: ctx.trainCases, start: (pos as LoaderState | null)?.nextIndex ?? 0 });
       return { next: async () => vocoToBatch(await stream.nextArrays()), position: () => stream.state(), close: () => stream.close() };
     },
     // outputs[0] is the batched backbone embedding of all rows (the model's forward).
