@@ -97,7 +97,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
-  const cache = await ensureCache(o.data, o.runDir, log);
+  const cache = await ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing });
   cfg = recordCache(cfg, cache, o.runDir);
   const all = readyCases(cache).map((c) => c.id);
   const split = o.validCases !== undefined

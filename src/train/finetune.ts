@@ -13,7 +13,7 @@ import type { SegmentationNetwork } from '../models/types.js';
 import { manualSeed, fromTypedArray } from '../engine/creation.js';
 import * as F from '../engine/functional.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from './trainer.js';
-import { initFromCheckpoint } from './init.js';
+import { adoptInitPreprocessing, initFromCheckpoint, type AdoptableKey } from './init.js';
 import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from './run-setup.js';
 import { slidingWindowSegment, modelPredictor } from '../infer/sliding-window.js';
 import { MisfmError } from '../util/errors.js';
@@ -31,6 +31,11 @@ export interface FinetuneOptions {
   validCases?: string[];
   stopAt?: number;
   log?: (line: string) => void;
+  /**
+   * Config keys the caller set explicitly: those keep their value when the init checkpoint's
+   * preprocessing is adopted (see adoptInitPreprocessing). Default none.
+   */
+  explicit?: readonly AdoptableKey[];
 }
 
 export interface FinetuneResult extends TrainSummary {
@@ -109,8 +114,13 @@ export function volumeValidator(cfg: RunConfig, cases: CachedCase[]): (model: Tr
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  if (o.resume !== true) {
+    const adopted = await adoptInitPreprocessing(cfg, o.explicit ?? []);
+    cfg = adopted.config;
+    for (const l of adopted.lines) log(`adopted ${l}`);
+  }
   const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
-  const cache = await ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
+  const cache = await ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing, ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
   cfg = recordCache(cfg, cache, o.runDir);
   const cases = readyCases(cache, { needLabels: true });
   const ids = cases.map((c) => c.id);

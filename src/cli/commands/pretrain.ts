@@ -5,6 +5,7 @@ import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
 import { pretrain } from '../../ssl/pretrain.js';
 import { MisfmError } from '../../util/errors.js';
 import { positiveInt } from '../args.js';
+import { spacingOverride } from './train.js';
 
 const USAGE = `Usage: misfm pretrain --data CACHE_OR_FOLDER... --out RUN_DIR [options]
 
@@ -19,6 +20,7 @@ Options:
   --preset NAME        paper (default) | small (CPU demo: smaller network and crops)
   --set KEY=VALUE      override any config key, e.g. --set training.lr=5e-4 (repeatable)
   --iterations N       iteration budget (training.iterations)
+  --spacing S          plan (default: the dataset plan's target spacing), native or X,Y,Z mm
   --valid ID,ID        held-out scan ids for the pseudo-segmentation Dice (default: ~10% by seed)
   --valid-samples N    fused validation crops (default 8; 4 for crops up to 32x64x64)
   --resume             continue the run in --out exactly where its last checkpoint left it
@@ -30,9 +32,9 @@ export const pretrainCommand: Command = {
   summary: 'Volume Fusion self-supervised pretraining on unlabelled scans',
   usage: USAGE,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' } }, strict: true });
+    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, spacing: { type: 'string' }, valid: { type: 'string' }, 'valid-samples': { type: 'string' } }, strict: true });
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required (a cache or image folder)');
-    const config = resolveRunConfig(values, 'paper');
+    const config = resolveRunConfig(values.spacing === undefined ? values : { ...values, set: [...(values.set ?? []), `data.spacing=${spacingOverride(values.spacing)}`] }, 'paper');
     const r = await pretrain({ config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
       ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt('valid-samples', values['valid-samples']) } : {}),
       ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()).filter((s) => s !== '') } : {}),
