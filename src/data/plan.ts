@@ -225,7 +225,7 @@ export function readPlan(dir: string): DatasetPlan | undefined {
 /** One line: "2.25,2.25,2.25 mm (median spacing of 2 case(s))". */
 export function describeSpacing(s: DatasetPlan['spacing']): string {
   if (s.target === null) return `native spacing (the plan's would be ${fmt(s.planned)} mm: ${s.reason})`;
-  if (s.source === 'explicit') return `${fmt(s.target)} mm (given explicitly; the plan's would be ${fmt(s.planned)} mm)`;
+  if (s.source === 'explicit') return `${fmt(s.target)} mm (requested, not planned; the plan's would be ${fmt(s.planned)} mm)`;
   return `${fmt(s.target)} mm (${s.reason})`;
 }
 
