@@ -10,6 +10,8 @@ import type { Triple3 } from './windows.js';
 
 /** What the training data of a checkpoint looked like (from the dataset plan it recorded). */
 export interface TrainingDataSummary {
+  /** The spacing the training cache was prepared at (x, y, z mm), or null for native spacings. */
+  spacing: Vec3 | null;
   /** Smallest and largest native spacing per axis (x, y, z) mm. */
   spacingRange: { min: Vec3; max: Vec3 } | null;
   modalities: { ct: number; other: number } | null;
@@ -59,7 +61,15 @@ export function predictionWarnings(w: WarningInputs): string[] {
     }
   } else {
     const r = w.training?.spacingRange ?? null;
-    if (r !== null) {
+    const trained = w.training?.spacing ?? null;
+    if (trained !== null) {
+      // A model trained at one spacing, asked to predict at the input's own (--spacing native).
+      const far = [0, 1, 2].filter((a) => ratio(w.inputSpacing[a]!, trained[a]!) > SPACING_WARN_FACTOR);
+      if (far.length > 0) {
+        out.push(`the model was trained at ${mm(trained)} mm but predicts at the input's own spacing ${mm(w.inputSpacing)} mm, more than ${SPACING_WARN_FACTOR}x apart on axis ${far.map((a) => 'xyz'[a]).join(',')}: ` +
+          'structures appear at a scale it never saw (leave out --spacing native to resample)');
+      }
+    } else if (r !== null) {
       const far = [0, 1, 2].filter((a) => w.inputSpacing[a]! > SPACING_WARN_FACTOR * r.max[a]! || w.inputSpacing[a]! * SPACING_WARN_FACTOR < r.min[a]!);
       if (far.length > 0) {
         out.push(`the model predicts at the input's own spacing ${mm(w.inputSpacing)} mm, more than ${SPACING_WARN_FACTOR}x outside the training data's ${mm(r.min)}..${mm(r.max)} mm on axis ${far.map((a) => 'xyz'[a]).join(',')}: ` +

@@ -115,7 +115,7 @@ function trainingDataFrom(preprocess: unknown): TrainingDataSummary | null {
   const min = r === null ? null : spacingFrom(r['min']), max = r === null ? null : spacingFrom(r['max']);
   const m = isObj(p['modalities']) && typeof p['modalities']['ct'] === 'number' && typeof p['modalities']['other'] === 'number'
     ? { ct: p['modalities']['ct'], other: p['modalities']['other'] } : null;
-  return { spacingRange: min !== null && max !== null ? { min, max } : null, modalities: m };
+  return { spacing: spacingFrom(preprocess['spacing']), spacingRange: min !== null && max !== null ? { min, max } : null, modalities: m };
 }
 
 function spacingFrom(v: unknown): Vec3 | null {
