@@ -11,7 +11,11 @@
 # 3. Prediction on the held-out DICOM series 02 (a different patient, scanner and resolution; its
 #    label map is stored in another voxel order) and Dice/ASSD/HD95 per organ for both models.
 # Everything is resampled to 2 mm isotropic at prepare time (01 is 3 mm, 02 is 0.98x0.98x2 mm);
-# predictions are written back on 02's native grid. Stages whose outputs exist are skipped, and an
+# predictions are written back on 02's native grid. The spacing is given by hand on purpose: the
+# dataset plan (misfm prepare's default) would pick 1.5 mm for the unlabelled cache (median of 01 at
+# 3 mm, 03 at 1.5 mm, 04 at 0.96x0.96x1.5 mm) but 3 mm for the labelled one (01 alone), so the
+# pretrained filters would be fine-tuned at twice the voxel size they learnt: the comparison needs
+# one spacing for every stage (docs/results/volf-vs-scratch.md, "Spacing"). Stages whose outputs exist are skipped, and an
 # interrupted pretraining resumes exactly, so re-running the command continues where it stopped.
 #
 # Knobs (environment): OUT, SHARED, PRETRAIN_ITERATIONS (400), FINETUNE_ITERATIONS (300), SEED (1),

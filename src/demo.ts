@@ -49,13 +49,13 @@ export function demoPretrainConfig(iterations: number, runDir: string): RunConfi
 
 /**
  * The demo's fine-tuning config: the small fine-tuning preset on the demo organs, initialised from
- * the pretraining checkpoint and normalising intensities as the pretraining did (the preset's
- * z-score would feed the pretrained network inputs it never saw).
+ * the pretraining checkpoint. `finetune` adopts that checkpoint's intensity normalisation and
+ * spacing (the preset's z-score, or the abdomen CT's own plan, would feed the pretrained network
+ * inputs it never saw).
  */
-export function demoFinetuneConfig(iterations: number, runDir: string, initCheckpoint: string, pretrainConfig: RunConfig): RunConfig {
+export function demoFinetuneConfig(iterations: number, runDir: string, initCheckpoint: string): RunConfig {
   return applyOverrides(presetConfig('small-finetune'), [
     `data.labels=${JSON.stringify(DEMO_CLASSES)}`, `model.classNum=${DEMO_CLASSES.values.length + 1}`,
-    `data.intensity=${JSON.stringify(pretrainConfig.data.intensity)}`,
     `training.iterations=${iterations}`, `training.validEvery=${iterations}`, `training.saveEvery=${iterations}`,
     `training.initCheckpoint=${JSON.stringify(initCheckpoint)}`, 'data.foregroundOversample=0.66',
     `output.dir=${JSON.stringify(runDir)}`,
@@ -82,7 +82,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   log(`\n[2/4] fine-tuning on the labelled abdomen CT (${DEMO_CLASSES.names.join(', ')}; ${o.finetuneIterations} iterations, from the pretrained weights)`);
   const finetuneRun = path.join(out, 'finetune');
-  const fcfg = demoFinetuneConfig(o.finetuneIterations, finetuneRun, p.checkpoints.best ?? p.checkpoints.latest, pcfg);
+  const fcfg = demoFinetuneConfig(o.finetuneIterations, finetuneRun, p.checkpoints.best ?? p.checkpoints.latest);
   const f = await finetune({ config: fcfg, data: [abdomen], labelsDir: labels, runDir: finetuneRun, quiet: q, log });
 
   log('\n[3/4] sliding-window prediction');

@@ -7,20 +7,36 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { demoFinetuneConfig, demoPretrainConfig, DEMO_CLASSES } from '../src/demo.js';
-import { initMismatches } from '../src/train/init.js';
+import * as fs from 'node:fs';
+import { adoptInitPreprocessing, initMismatches } from '../src/train/init.js';
 import { repoRoot } from './helpers.js';
+import { tempDir, writeTinyCheckpoint } from './infer/helpers.js';
 
-test('the demo fine-tunes with the intensity normalisation its pretraining used (no init mismatch note)', () => {
-  const pre = demoPretrainConfig(12, '/tmp/demo/pretrain');
-  const ft = demoFinetuneConfig(16, '/tmp/demo/finetune', '/tmp/demo/pretrain/checkpoints/best.pt', pre);
-  assert.deepEqual(pre.data.intensity, { kind: 'ct-window', window: [-1000, 1000] });
-  assert.deepEqual(ft.data.intensity, pre.data.intensity);
-  // What initFromCheckpoint compares: the pretraining's recorded config against the fine-tuning run.
-  assert.deepEqual(initMismatches(JSON.parse(JSON.stringify(pre)) as Record<string, unknown>, ft), []);
-  assert.equal(ft.model.classNum, DEMO_CLASSES.values.length + 1);
-  assert.equal(ft.training.iterations, 16);
-  assert.equal(pre.training.iterations, 12);
-  assert.equal(pre.training.validEvery, 6);
+test('the demo fine-tunes with the intensity normalisation and spacing its pretraining used (adopted from the checkpoint, no mismatch note)', async () => {
+  const dir = tempDir('demo-cfg');
+  try {
+    const pre = demoPretrainConfig(12, path.join(dir, 'pretrain'));
+    assert.equal(pre.data.spacing, 'plan');
+    // What the pretraining records in its checkpoints: its config with the cache's preprocessing.
+    const recorded = { ...pre, data: { ...pre.data, preprocess: { reorient: 'LPS', bodyCrop: false, modality: 'auto', dtype: 'auto', spacing: [2.25, 2.25, 2.25] } } };
+    const ckpt = path.join(dir, 'best.pt');
+    writeTinyCheckpoint(ckpt, { data: recorded.data });
+    const ft = demoFinetuneConfig(16, path.join(dir, 'finetune'), ckpt);
+    assert.deepEqual(ft.data.intensity, { kind: 'zscore' }, 'the preset as it is; finetune adopts');
+    const { config, lines } = await adoptInitPreprocessing(ft);
+    assert.deepEqual(config.data.intensity, pre.data.intensity);
+    assert.deepEqual(config.data.spacing, [2.25, 2.25, 2.25]);
+    assert.equal(lines.length, 2);
+    // What initFromCheckpoint compares once the cache is prepared at the adopted spacing.
+    const run = { ...config, data: { ...config.data, preprocess: recorded.data.preprocess } };
+    assert.deepEqual(initMismatches(JSON.parse(JSON.stringify(recorded)) as Record<string, unknown>, run), []);
+    assert.equal(ft.model.classNum, DEMO_CLASSES.values.length + 1);
+    assert.equal(ft.training.iterations, 16);
+    assert.equal(pre.training.iterations, 12);
+    assert.equal(pre.training.validEvery, 6);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('misfm demo: a non-integer budget is an ARGUMENT error naming the flag, before any work', () => {

@@ -3,8 +3,11 @@
  * `--set key=value` overrides and a few shortcuts, resolved into one validated RunConfig.
  */
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadConfig, presetConfig, applyOverrides, PRESETS, type RunConfig, type PresetName } from '../config/index.js';
+import { formatOf as configFormatOf, parseConfigText } from '../config/load.js';
+import { parseOverrides } from '../config/resolve.js';
+import type { AdoptableKey } from '../train/init.js';
 import { MisfmError } from '../util/errors.js';
 import { parsePrecision } from '../engine/precision.js';
 
@@ -31,6 +34,31 @@ export interface RunArgs {
   resume?: boolean | undefined;
   threads?: string | undefined;
   precision?: string | undefined;
+}
+
+/**
+ * Which of data.intensity / data.spacing the user set (an override of the key, of a part of it or
+ * of the whole data section, or the key in a JSON/YAML --config file; a PyMIC .cfg names its
+ * normalisation only when it lists one), so that adopting an init checkpoint's preprocessing
+ * leaves them alone.
+ */
+export function explicitDataKeys(a: RunArgs): AdoptableKey[] {
+  const keys: AdoptableKey[] = [];
+  const overrides = parseOverrides(a.set ?? []).map((o) => o.key);
+  for (const k of ['intensity', 'spacing'] as const) {
+    const full = `data.${k}`;
+    if (overrides.some((o) => o === 'data' || o === full || o.startsWith(`${full}.`))) { keys.push(k); continue; }
+    if (a.config === undefined) continue;
+    const fmt = configFormatOf(a.config);
+    if (fmt === 'pymic') {
+      if (k === 'intensity' && /NormalizeWith/i.test(readFileSync(a.config, 'utf8'))) keys.push(k);
+      continue;
+    }
+    const raw = parseConfigText(readFileSync(a.config, 'utf8'), fmt, a.config);
+    const data = raw['data'];
+    if (typeof data === 'object' && data !== null && k in data) keys.push(k);
+  }
+  return keys;
 }
 
 /**

@@ -27,6 +27,7 @@ const PAPER: RunConfig = {
   data: {
     cache: null,
     preprocess: null,                          // misfm: filled from the cache manifest by pretrain / train
+    spacing: 'plan',                           // misfm: nnU-Net's planned spacing (the reference resamples by hand)
     folder: null,
     validFolder: null,
     patchSize: [64, 128, 128],                 // spec 2.1: RandomCrop_output_size

@@ -24,6 +24,9 @@ export type Axis = (typeof AXES)[number];
 export type IntensityConfig = { kind: 'ct-window'; window: [number, number] } | { kind: 'zscore' };
 export const INTENSITY_KINDS = ['ct-window', 'zscore'] as const;
 
+/** data.spacing: see DataConfig.spacing. */
+export type SpacingSetting = 'plan' | 'native' | [number, number, number];
+
 export interface LabelsConfig {
   values: number[];
   names: string[];
@@ -40,6 +43,13 @@ export interface DataConfig {
    * `misfm predict` how to prepare new scans; null when unknown.
    */
   preprocess: Record<string, unknown> | null;
+  /**
+   * The spacing the training commands prepare raw data at (x, y, z mm, unlike the (D,H,W)
+   * triples): 'plan' = the dataset plan's target spacing (nnU-Net's rule, data/plan.ts), or, when
+   * fine-tuning from a misfm checkpoint, the spacing that checkpoint was trained at; 'native' =
+   * each scan's own; or three numbers. Not used when --data is an existing cache.
+   */
+  spacing: SpacingSetting;
   /** Folder of training images (and labels when fine-tuning), or null when `cache` is used. */
   folder: string | null;
   /** Folder of validation cases, or null for no validation data. */

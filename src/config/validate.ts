@@ -71,6 +71,11 @@ const data: Check<DataConfig> = sectionOf<DataConfig>({
     if (!isPlainObject(v)) fail(path, `must be the preprocessing record of a cache manifest (an object) or null, got ${show(v)}`);
     return v as Record<string, unknown>;
   }),
+  spacing: (v, path) => {
+    if (v === 'plan' || v === 'native') return v;
+    if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) return [v[0], v[1], v[2]] as [number, number, number];
+    return fail(path, `must be 'plan', 'native' or three positive numbers [x, y, z] in mm, got ${show(v)}`);
+  },
   folder: optPath,
   validFolder: optPath,
   patchSize: triple(1),

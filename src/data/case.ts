@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { readImage, alignToGrid, latticeMapping, gridDifferences } from '../io/image/index.js';
 import type { Volume } from '../io/volume.js';
 import { MisfmError } from '../util/errors.js';
+import { orientationOf } from '../transforms/orientation.js';
 import { writeCacheFile, dtypeOf } from './format.js';
 import { sampleForeground, writeForeground, type ForegroundSampling } from './foreground.js';
 import type { CaseRecord } from './manifest.js';
@@ -23,6 +24,13 @@ export interface CaseTask {
   outDir: string;
   preprocess: PreprocessSpec;
   foreground: ForegroundSampling;
+  /** Source fingerprint under the geometric settings; recorded with the native geometry (see CaseRecord.native). */
+  nativeKey?: string;
+  /**
+   * Only read the case and return its native geometry and modality (the dataset plan's first
+   * pass): nothing is written and the record must not enter the manifest.
+   */
+  fingerprintOnly?: boolean;
 }
 
 /** Cache file names of a case, relative to the cache folder. */
@@ -62,6 +70,14 @@ export async function prepareCase(task: CaseTask): Promise<CaseRecord> {
     if (image.size.some((s) => s < 2)) {
       throw new MisfmError('DATA', `image is not a 3D volume (${image.size.join('x')} voxels): every axis needs at least 2 voxels`, { file: spec.source.image });
     }
+    const orientation0 = orientationOf(image);
+    if (task.fingerprintOnly === true) {
+      // Geometry only: reorient and crop as prepare will, without the label, resampling or the user step.
+      const { spacing: _s, module: _m, ...geometric } = normalizeSpec(task.preprocess);
+      const modality = decideModality(geometric.modality, spec.modality, image);
+      const g = await applyPreprocess({ image, label: undefined }, geometric, { id: spec.id, modality });
+      return { ...base, status: 'ok', modality, native: { key: task.nativeKey ?? '', spacing: g.native.spacing, size: g.native.size, orientation: orientation0 } };
+    }
     let label: Volume | undefined;
     if (spec.source.label !== undefined) {
       label = await readImage(spec.source.label, { onWarning: warn });
@@ -72,7 +88,8 @@ export async function prepareCase(task: CaseTask): Promise<CaseRecord> {
     const sourceSpacing = [...image.spacing] as Volume['spacing'];
     const pp = normalizeSpec(task.preprocess);
     const modality = decideModality(pp.modality, spec.modality, image);
-    ({ image, label } = await applyPreprocess({ image, label }, pp, { id: spec.id, modality }));
+    let native: { spacing: Volume['spacing']; size: Volume['size'] };
+    ({ image, label, native } = await applyPreprocess({ image, label }, pp, { id: spec.id, modality }));
     image = castImage(image, modality, pp.dtype);
     if (label !== undefined) label = castLabel(label, spec.source.label ?? spec.source.image);
     const shape: [number, number, number] = [image.size[2], image.size[1], image.size[0]];
@@ -81,6 +98,7 @@ export async function prepareCase(task: CaseTask): Promise<CaseRecord> {
       geometry: { spacing: image.spacing, origin: image.origin, direction: image.direction, sourceSize, sourceSpacing },
       stats: intensityStats(image.data),
     };
+    if (task.nativeKey !== undefined) rec.native = { key: task.nativeKey, spacing: native.spacing, size: native.size, orientation: orientation0 };
     const imgBytes = writeCacheFile(path.join(outDir, files.image), image, 'image');
     rec.image = { file: files.image, dtype: dtypeOf(image.data), shape, bytes: imgBytes };
     if (label !== undefined) {
@@ -101,7 +119,8 @@ export async function prepareCase(task: CaseTask): Promise<CaseRecord> {
     rec.preparedAt = new Date().toISOString();
     return rec;
   } catch (err) {
-    removeCaseFiles(outDir, spec.id);
+    // A fingerprint pass writes nothing, so it must not remove the files of an earlier prepare.
+    if (task.fingerprintOnly !== true) removeCaseFiles(outDir, spec.id);
     const out: CaseRecord = { ...base, reason: reasonOf(err), ms: Math.round(performance.now() - t0), preparedAt: new Date().toISOString() };
     if (notes.length > 0) out.notes = notes;
     return out;

@@ -2,7 +2,11 @@
  * Dataset cache and data loader: `prepare` turns images into random-access cache files with a
  * manifest; `Loader` serves random crops / image-label patches from it through worker threads.
  */
-export { prepare, REPORT_NAME, LOG_NAME, type PrepareOptions, type PrepareReport, type PrepareResult } from './prepare.js';
+export { prepare, REPORT_NAME, LOG_NAME, type PrepareOptions, type PrepareReport, type PrepareResult, type PrepareSpec } from './prepare.js';
+export {
+  planSpacing, planPatchSize, estimateTrainingBytes, buildPlan, readPlan, writePlan, describeSpacing, PLAN_NAME, PLAN_VERSION,
+  type DatasetPlan, type CaseGeometry, type SpacingDecision, type NetworkPlan,
+} from './plan.js';
 export { Loader, sampleView, type LoaderOptions, type LoaderState, type LoaderStats, type Batch } from './loader.js';
 export { CacheVolume, chooseStrategy, type ReadStrategy, type Box3 } from './reader.js';
 export { readCrop, startRange, reflectIndex, type PadSpec } from './crop.js';

@@ -55,11 +55,26 @@ export interface CaseRecord {
   stats?: IntensityStats;
   /** Intensity of voxels with a non-zero label. */
   foregroundStats?: IntensityStats;
+  /**
+   * Geometry before resampling (after reorientation and body crop), which the dataset plan is
+   * computed from; `key` fingerprints the sources under the settings it depends on, so a later
+   * prepare reuses it instead of reading the image again.
+   */
+  native?: NativeGeometry;
   /** Non-fatal remarks (ignored channels, label not found, ...). */
   notes?: string[];
   /** Milliseconds spent preparing the case. */
   ms?: number;
   preparedAt?: string;
+}
+
+/** A case's geometry before resampling, in the cache's axis order ((x,y,z) spacing and size). */
+export interface NativeGeometry {
+  key: string;
+  spacing: Vec3;
+  size: Vec3;
+  /** Orientation code of the source image (before reorientation). */
+  orientation: string;
 }
 
 export interface Manifest {

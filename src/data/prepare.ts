@@ -21,13 +21,22 @@ import { applyRecords, emptyManifest, Journal, loadManifest, saveManifest, type 
 import { TaskPool } from './pool.js';
 import { normalizeSpec, specKey, type PreprocessSpec } from './preprocess.js';
 import { caseFingerprint, discoverCases, mapLimit, type CaseSpec, type DiscoverOptions } from './sources.js';
+import { buildPlan, planSpacing, writePlan, type DatasetPlan, type SpacingSource } from './plan.js';
+import type { Vec3 } from '../io/volume.js';
+
+/**
+ * Preprocessing settings of a prepare run. The spacing may also be 'plan' (the dataset's own, by
+ * nnU-Net's rule: see ./plan.ts; costs one extra read of each new case) or 'native' (the default
+ * of this function: each case keeps its spacing; the CLI and the training commands plan).
+ */
+export type PrepareSpec = Omit<PreprocessSpec, 'spacing'> & { spacing?: Vec3 | 'plan' | 'native' };
 
 export const REPORT_NAME = 'report.json';
 export const LOG_NAME = 'prepare.log.jsonl';
 const LOCK_NAME = 'prepare.lock';
 
 export interface PrepareOptions extends DiscoverOptions {
-  preprocess?: PreprocessSpec;
+  preprocess?: PrepareSpec;
   /** Worker threads; 0 prepares in this thread. Default: available cores (at most the number of cases). */
   workers?: number;
   foreground?: ForegroundSampling;
@@ -69,6 +78,8 @@ export interface PrepareReport {
 export interface PrepareResult {
   manifest: Manifest;
   report: PrepareReport;
+  /** The dataset's fingerprint and plan (also written to outDir/plan.json); undefined when no case is usable. */
+  plan: DatasetPlan | undefined;
 }
 
 function sameSource(a: CaseRecord['source'], b: CaseRecord['source']): boolean {
@@ -134,16 +145,35 @@ export async function prepare(inputs: readonly string[], outDir: string, opts: P
   if (inputs.length === 0 && opts.csv === undefined) throw new MisfmError('ARGUMENT', 'no inputs given');
   const release = acquireLock(out);
   removeStaleTemps(out);
-  const pp = normalizeSpec(opts.preprocess);
-  const key = specKey(pp);
+  const { spacing: wantSpacing = 'native', ...geometric } = opts.preprocess ?? {};
+  if (typeof wantSpacing === 'string' && wantSpacing !== 'plan' && wantSpacing !== 'native') {
+    throw new MisfmError('ARGUMENT', `spacing must be three numbers (x,y,z mm), 'plan' or 'native', got ${JSON.stringify(wantSpacing)}`);
+  }
+  // What a case's native geometry depends on (orientation, crop, modality rule), not the spacing.
+  const geoKey = specKey({ ...geometric, module: undefined });
   const log = new JsonlLogger(path.join(out, LOG_NAME));
   try {
-    const manifest = loadManifest(out) ?? emptyManifest(pp as Record<string, unknown>);
-    manifest.preprocess = pp as Record<string, unknown>;
+    const manifest = loadManifest(out) ?? emptyManifest(normalizeSpec(geometric) as Record<string, unknown>);
     const disc = await discoverCases(inputs, { ...opts, exclude: [out, ...(opts.exclude ?? [])] });
     if (disc.cases.length === 0) throw new MisfmError('DATA', `no images found in ${inputs.join(', ')}`);
     if (disc.labelNames !== undefined) manifest.labels = disc.labelNames;
     assignIds(disc.cases, manifest);
+    const nativeKeys = await mapLimit(disc.cases, 16, (c) => caseFingerprint(c, `native:${geoKey}`));
+    let spacing: Vec3 | undefined;
+    let spacingSource: SpacingSource = 'native';
+    if (Array.isArray(wantSpacing)) {
+      spacing = [...wantSpacing] as Vec3;
+      spacingSource = 'explicit';
+    } else if (wantSpacing === 'plan') {
+      const geoms = await fingerprintPass(disc.cases, nativeKeys, manifest, out, opts, log);
+      if (geoms.length > 0) {
+        spacing = planSpacing(geoms).target;
+        spacingSource = 'plan';
+      }
+    }
+    const pp = normalizeSpec({ ...geometric, ...(spacing !== undefined ? { spacing } : {}) });
+    const key = specKey(pp);
+    manifest.preprocess = pp as Record<string, unknown>;
     const fps = await mapLimit(disc.cases, 16, (c) => caseFingerprint(c, key));
     const prev = new Map(manifest.cases.map((r) => [r.id, r]));
     const todo: CaseTask[] = [];
@@ -153,7 +183,7 @@ export async function prepare(inputs: readonly string[], outDir: string, opts: P
       const fp = fps[i]!;
       const upToDate = r !== undefined && r.fingerprint === fp && (r.status === 'failed' ? opts.retryFailed !== true : filesPresent(out, r));
       if (upToDate) skipped++;
-      else todo.push({ spec: c, fingerprint: fp, outDir: out, preprocess: pp, foreground: opts.foreground ?? {} });
+      else todo.push({ spec: c, fingerprint: fp, outDir: out, preprocess: pp, foreground: opts.foreground ?? {}, nativeKey: nativeKeys[i]! });
     });
     const nWorkers = Math.min(opts.workers ?? os.availableParallelism(), todo.length);
     log.log({ event: 'start', inputs, outDir: out, discovered: disc.cases.length, skipped, todo: todo.length, workers: nWorkers, preprocess: pp });
@@ -208,12 +238,63 @@ export async function prepare(inputs: readonly string[], outDir: string, opts: P
       manifestOk: manifest.cases.filter((r) => r.status === 'ok').length,
     };
     writeJsonAtomic(path.join(out, REPORT_NAME), report);
+    const plan = buildPlan(manifest.cases.filter((r) => ids.has(r.id)), { target: pp.spacing ?? null, source: spacingSource });
+    if (plan !== undefined) {
+      writePlan(out, plan);
+      log.log({ event: 'plan', spacing: plan.spacing, cases: plan.fingerprint.cases.length });
+    }
     log.log({ event: 'end', ...report, failures: report.failures.length });
-    return { manifest, report };
+    return { manifest, report, plan };
   } finally {
     log.close();
     release();
   }
+}
+
+/**
+ * The plan's first pass: the native geometry of every case, from the manifest when its sources
+ * and geometric settings are unchanged, else by reading the image (in worker threads). Cases that
+ * cannot be read are left out here; the prepare pass records why they failed.
+ */
+async function fingerprintPass(cases: CaseSpec[], keys: string[], manifest: Manifest, out: string, opts: PrepareOptions, log: JsonlLogger): Promise<{ spacing: Vec3; size: Vec3 }[]> {
+  const prev = new Map(manifest.cases.map((r) => [r.id, r]));
+  const found: { spacing: Vec3; size: Vec3 }[] = [];
+  const todo: CaseTask[] = [];
+  cases.forEach((c, i) => {
+    const n = prev.get(c.id)?.native;
+    if (n !== undefined && n.key === keys[i]) found.push(n);
+    else todo.push({ spec: c, fingerprint: '', outDir: out, preprocess: { ...opts.preprocess, spacing: undefined } as PreprocessSpec, foreground: {}, nativeKey: keys[i]!, fingerprintOnly: true });
+  });
+  if (todo.length === 0) return found;
+  const progress = opts.progress === false ? undefined : new Progress({
+    total: todo.length, label: 'fingerprint', unit: 'vol', plainIntervalMs: 10000,
+    ...(opts.progress !== undefined ? { stream: opts.progress } : {}),
+  });
+  const done = (r: CaseRecord): void => {
+    progress?.tick(1);
+    if (r.status !== 'ok' || r.native === undefined) return;
+    found.push(r.native);
+    // An up-to-date case keeps its record; it gains the geometry it was prepared without.
+    const p = prev.get(r.id);
+    if (p !== undefined && p.status === 'ok') p.native = r.native;
+  };
+  const nWorkers = Math.min(opts.workers ?? os.availableParallelism(), todo.length);
+  if (nWorkers <= 0) {
+    for (const t of todo) done(await prepareCase(t));
+  } else {
+    const pool = new TaskPool<CaseTask, CaseRecord>({
+      url: new URL('./prepare-worker.js', import.meta.url), size: nWorkers,
+      onCrash: (t, reason) => ({ id: t.spec.id, status: 'failed', reason, source: t.spec.source, fingerprint: '' }),
+    });
+    try {
+      await Promise.all(todo.map((t) => pool.run(t).then(done)));
+    } finally {
+      await pool.close();
+    }
+  }
+  progress?.finish();
+  log.log({ event: 'fingerprint', read: todo.length, reused: cases.length - todo.length });
+  return found;
 }
 
 /** Temp files of a killed run (we hold the lock, so no live run owns any). */

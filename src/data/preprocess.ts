@@ -86,6 +86,11 @@ export interface Pair {
   label: Volume | undefined;
 }
 
+/** True when two spacings are equal to within 1e-6 relative (resampling would be the identity). */
+export function sameSpacing(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) <= 1e-6 * Math.max(Math.abs(x), Math.abs(b[i]!)));
+}
+
 type UserStep = (image: Volume, label: Volume | undefined, ctx: { id: string; modality: 'ct' | 'other' }) => Pair | Promise<Pair>;
 
 const userSteps = new Map<string, Promise<UserStep>>();
@@ -172,9 +177,10 @@ export function castLabel(v: Volume, file: string): Volume {
 
 /**
  * Run the geometric steps and the user step on an image and its (grid-aligned) label.
- * Returns the processed pair; casting is left to the caller.
+ * Returns the processed pair and the image's spacing and size before resampling (the dataset
+ * plan's fingerprint); casting is left to the caller.
  */
-export async function applyPreprocess(pair: Pair, spec: PreprocessSpec, ctx: { id: string; modality: 'ct' | 'other' }): Promise<Pair> {
+export async function applyPreprocess(pair: Pair, spec: PreprocessSpec, ctx: { id: string; modality: 'ct' | 'other' }): Promise<Pair & { native: { spacing: Vec3; size: Vec3 } }> {
   const s = normalizeSpec(spec);
   let { image, label } = pair;
   if (s.reorient !== false) {
@@ -187,7 +193,9 @@ export async function applyPreprocess(pair: Pair, spec: PreprocessSpec, ctx: { i
     image = cropToBox(image, box);
     if (label !== undefined) label = cropToBox(label, box);
   }
-  if (s.spacing !== undefined) {
+  const native = { spacing: [...image.spacing] as Vec3, size: [...image.size] as Vec3 };
+  // A case already at the target spacing is left as it is (resampling would only add rounding).
+  if (s.spacing !== undefined && !sameSpacing(image.spacing, s.spacing)) {
     // Loaded on demand: the resampler pulls in the engine, which the default path does not need.
     const { resampleToSpacing } = await import('../transforms/resample.js');
     image = resampleToSpacing(image, s.spacing, { interpolation: 'linear', backend: 'js' });
@@ -199,5 +207,5 @@ export async function applyPreprocess(pair: Pair, spec: PreprocessSpec, ctx: { i
     image = r.image;
     label = r.label;
   }
-  return { image, label };
+  return { image, label, native };
 }

@@ -26,6 +26,7 @@ import { convertUNet3DStateDictV04 } from '../models/unet3d.js';
 import { inferArchitecture } from '../models/infer-arch.js';
 import type { SegmentationNetwork } from '../models/types.js';
 import type { InferenceConfig, IntensityConfig } from '../config/types.js';
+import type { TrainingDataSummary } from './case-plan.js';
 
 /** Intensity normalisation at inference ('none': values as stored). */
 export type InferenceIntensity = IntensityConfig | { kind: 'none' };
@@ -56,6 +57,8 @@ export interface ModelBundle {
    */
   labelValues: number[] | null;
   device: string;
+  /** What the training data looked like (the dataset plan recorded with the checkpoint), when known. */
+  trainingData?: TrainingDataSummary | null;
   provenance: {
     checkpoint: string;
     kind: 'misfm' | 'pytorch' | 'safetensors';
@@ -113,6 +116,17 @@ function classNamesFrom(v: unknown): string[] | null {
     return Array.from(out, (n, i) => n ?? (i === 0 ? 'background' : `class_${i}`));
   }
   return null;
+}
+
+/** The plan summary recordCache adds to data.preprocess (src/train/run-setup.ts), or null. */
+function trainingDataFrom(preprocess: unknown): TrainingDataSummary | null {
+  if (!isObj(preprocess) || !isObj(preprocess['plan'])) return null;
+  const p = preprocess['plan'];
+  const r = isObj(p['spacingRange']) ? p['spacingRange'] : null;
+  const min = r === null ? null : spacingFrom(r['min']), max = r === null ? null : spacingFrom(r['max']);
+  const m = isObj(p['modalities']) && typeof p['modalities']['ct'] === 'number' && typeof p['modalities']['other'] === 'number'
+    ? { ct: p['modalities']['ct'], other: p['modalities']['other'] } : null;
+  return { spacing: spacingFrom(preprocess['spacing']), spacingRange: min !== null && max !== null ? { min, max } : null, modalities: m };
 }
 
 function spacingFrom(v: unknown): Vec3 | null {
@@ -238,6 +252,7 @@ export async function loadModelForInference(checkpointPath: string, opts: LoadMo
       inference: isObj(cfg['inference']) ? cfg['inference'] as unknown as InferenceConfig : null,
       classNames: opts.classNames ?? classNamesFrom(cfg['classNames']) ?? classNamesFrom(data['classNames']) ?? labelNamesFrom(data['labels']) ?? rec.labels,
       labelValues: labelValuesFrom(data['labels']),
+      trainingData: trainingDataFrom(data['preprocess']),
       provenance: {
         checkpoint: path.resolve(checkpointPath), kind: 'misfm', iteration: misfm.iteration, configHash: hash(cfg),
         preprocessSource: overridden ? `${rec.source}, with explicit overrides` : rec.source,

@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Volume, VoxelArray } from '../io/volume.js';
+import type { Vec3, Volume, VoxelArray } from '../io/volume.js';
 import { readImage, writeLike, formatOf, SUPPORTED_ENDINGS, type ReadImageOptions } from '../io/image/index.js';
 import { MisfmError, ShapeError } from '../util/errors.js';
 import { writeJsonAtomic } from '../util/atomic.js';
@@ -25,9 +25,10 @@ import { clipAndScale, normalizeMeanStd } from '../transforms/intensity.js';
 import { volumeToBatch } from '../transforms/volume-tensor.js';
 import { modelPredictor, slidingWindowSegment, type SegmentResult } from './sliding-window.js';
 import { keepLargestComponent, type Connectivity, type KeepLargestMode } from './postprocess.js';
-import type { DuplicateMode, BlendMode } from './plan.js';
+import { planWindows, type DuplicateMode, type BlendMode } from './plan.js';
+import { predictionWarnings, type CasePlan } from './case-plan.js';
+import { decideModality, lowPercentile, sameSpacing } from '../data/preprocess.js';
 import type { InferencePreprocess, ModelBundle } from './model.js';
-import { lowPercentile } from '../data/preprocess.js';
 import type { Triple3 } from './windows.js';
 import { withPrecision, type Precision } from '../engine/precision.js';
 import { readDicomSource, writeDicomSeg, type SegSegment } from '../io/dicom/index.js';
@@ -63,6 +64,8 @@ export interface PredictOptions {
   read?: ReadImageOptions;
   /** Windows done / total, for progress display. */
   onWindows?: (done: number, total: number) => void;
+  /** Called once the input is read and preprocessed, before the first window: what the prediction will do (./case-plan.ts). */
+  onPlan?: (plan: CasePlan) => void;
 }
 
 /** What predictCase wrote. */
@@ -76,6 +79,8 @@ export interface PredictResult {
   referenceWindows: number;
   /** Label values present in the written map. */
   labelsFound: number[];
+  /** What the prediction did (spacings, sizes, windows) and its warnings. */
+  plan: CasePlan;
 }
 
 const AXIS_INDEX: Readonly<Record<string, 0 | 1 | 2>> = { depth: 0, height: 1, width: 2 };
@@ -90,15 +95,19 @@ export function withImageSuffix(output: string, suffix: string): string {
 
 interface Undo { reo?: Pick<Reoriented, 'map' | 'original'>; box?: { box: Box; grid: Geometry }; beforeResample?: Geometry }
 
-/** Geometric preprocessing; returns the working volume and how to undo it. */
-function prepareGeometry(vol: Volume, pre: ModelBundle['preprocess']): { work: Volume; undo: Undo } {
+/**
+ * Geometric preprocessing; returns the working volume, how to undo it, and the spacing before
+ * resampling (in the working axis order). An input already at the model's spacing is not resampled.
+ */
+function prepareGeometry(vol: Volume, pre: ModelBundle['preprocess']): { work: Volume; undo: Undo; nativeSpacing: Vec3 } {
   const undo: Undo = {};
   let v = vol;
   // Undo keeps geometry only, never voxel arrays, so intermediate volumes can be collected.
   if (pre.reorient !== false) { const r = reorient(v, pre.reorient); undo.reo = { map: r.map, original: r.original }; v = r.volume; }
   if (pre.bodyCrop) { const grid = geometryOf(v); const c = bodyCrop(v); undo.box = { box: c.box, grid }; v = c.volume; }
-  if (pre.spacing !== null) { undo.beforeResample = geometryOf(v); v = resampleToSpacing(v, pre.spacing, { interpolation: 'linear' }); }
-  return { work: v, undo };
+  const nativeSpacing = [...v.spacing] as Vec3;
+  if (pre.spacing !== null && !sameSpacing(v.spacing, pre.spacing)) { undo.beforeResample = geometryOf(v); v = resampleToSpacing(v, pre.spacing, { interpolation: 'linear' }); }
+  return { work: v, undo, nativeSpacing };
 }
 
 /** Map a volume on the working grid back to the input grid. */
@@ -211,18 +220,33 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
   const window = windowFor(bundle, opts.window);
   // Only grids outlive this block: the voxel arrays of the input and its preprocessed copies can
   // be garbage-collected once the image tensor exists (they are several times the label map).
-  const { image, padValue, source, workGrid, undo, t1 } = await (async () => {
+  const { image, padValue, source, workGrid, undo, t1, nativeSpacing, inputModality } = await (async () => {
     const vol = await readImage(inputPath, opts.read ?? {});
     if (bundle.expectsCT === true) assertCTLike(vol, inputPath, bundle.preprocess.intensity);
     const tRead = performance.now();
-    const { work, undo: u } = prepareGeometry(vol, bundle.preprocess);
+    const { work, undo: u, nativeSpacing: ns } = prepareGeometry(vol, bundle.preprocess);
     const { vol: normed, padValue: pv } = normalise(work, bundle.preprocess.intensity);
-    return { image: volumeToBatch(normed, 'image'), padValue: pv, source: geometryOf(vol), workGrid: geometryOf(work), undo: u, t1: tRead };
+    return {
+      image: volumeToBatch(normed, 'image'), padValue: pv, source: geometryOf(vol), workGrid: geometryOf(work), undo: u, t1: tRead,
+      nativeSpacing: ns, inputModality: decideModality('auto', undefined, vol),
+    };
   })();
   const t2 = performance.now();
+  const stride = opts.stride ?? (opts.overlap === undefined && inf?.stride != null ? inf.stride : undefined);
+  const workShape: Triple3 = [workGrid.size[2], workGrid.size[1], workGrid.size[0]];
+  const duplicates = opts.duplicates ?? 'weighted';
+  const windowPlan = planWindows(workShape, { window, duplicates, ...(stride !== undefined ? { stride } : { overlap: opts.overlap ?? inf?.overlap ?? 0.5 }) });
+  const casePlan: CasePlan = {
+    inputSpacing: nativeSpacing, inputSize: [...source.size] as Vec3, modelSpacing: bundle.preprocess.spacing, workSize: [...workGrid.size] as Vec3,
+    window, windows: windowPlan.windows.length,
+    warnings: predictionWarnings({
+      inputSpacing: nativeSpacing, modelSpacing: bundle.preprocess.spacing, checkpointKind: bundle.provenance.kind,
+      training: bundle.trainingData ?? null, inputModality, workShape, window,
+    }),
+  };
+  opts.onPlan?.(casePlan);
   let seg: SegmentResult;
   try {
-    const stride = opts.stride ?? (opts.overlap === undefined && inf?.stride != null ? inf.stride : undefined);
     seg = withPrecision(opts.precision ?? 'fp32', () => slidingWindowSegment(modelPredictor(bundle.model), image, {
       window,
       ...(stride !== undefined ? { stride } : { overlap: opts.overlap ?? inf?.overlap ?? 0.5 }),
@@ -230,7 +254,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
       blend: opts.blend ?? inf?.blend ?? 'gaussian',
       sigmaScale: opts.sigmaScale ?? inf?.sigmaScale ?? 1 / 8,
       ttaFlips: opts.ttaFlips ?? (inf?.ttaFlips ?? []).map((a) => AXIS_INDEX[a] ?? 0),
-      duplicates: opts.duplicates ?? 'weighted',
+      duplicates,
       padValue,
       device: bundle.device,
       probabilities: probClasses,
@@ -299,6 +323,7 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
       geometry: source,
       model: { name: bundle.modelConfig.name, ...bundle.provenance },
       preprocess: bundle.preprocess,
+      plan: casePlan,
       inference: {
         window, stride: seg.stride, batchSize: opts.batchSize ?? inf?.batchSize ?? 1, duplicates: opts.duplicates ?? 'weighted',
         ttaFlips: opts.ttaFlips ?? inf?.ttaFlips ?? [], keepLargest: keep, device: bundle.device, precision: opts.precision ?? 'fp32',
@@ -308,5 +333,5 @@ export async function predictCase(bundle: ModelBundle, inputPath: string, output
       createdAt: new Date().toISOString(),
     });
   }
-  return { output: outputPath, sidecar, probabilityFiles, timings, windowsComputed: seg.windowsComputed, referenceWindows: seg.referenceWindows, labelsFound };
+  return { output: outputPath, sidecar, probabilityFiles, timings, windowsComputed: seg.windowsComputed, referenceWindows: seg.referenceWindows, labelsFound, plan: casePlan };
 }

@@ -29,6 +29,12 @@ const factor = (d: Dim): number[] => (d === 2 ? [1, 2, 2] : [2, 2, 2]);
 /** Conv dims of levels 0 and 1 per res_mode. */
 const LEVEL_DIMS: Readonly<Record<0 | 1 | 2, [Dim, Dim]>> = { 0: [3, 3], 1: [2, 3], 2: [2, 2] };
 
+/** Input sizes (D, H, W) must be multiples of this, for a resolution mode (known without building the network). */
+export function fmunetSizeDivisor(resMode: 0 | 1 | 2): [number, number, number] {
+  const [d0, d1] = LEVEL_DIMS[resMode];
+  return [(d0 === 3 ? 2 : 1) * (d1 === 3 ? 2 : 1) * 4, 16, 16];
+}
+
 export interface FMUNetOptions {
   inChannels: number;
   classNum: number;
@@ -191,10 +197,7 @@ export class FMUNet extends Module implements SegmentationNetwork {
   }
   get inChannels(): number { return this.options.inChannels; }
   get classNum(): number { return this.options.classNum; }
-  get sizeDivisor(): readonly number[] {
-    const [d0, d1] = LEVEL_DIMS[this.options.resMode];
-    return [(d0 === 3 ? 2 : 1) * (d1 === 3 ? 2 : 1) * 4, 16, 16];
-  }
+  get sizeDivisor(): readonly number[] { return fmunetSizeDivisor(this.options.resMode); }
 
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor | Tensor[] {
     checkDivisibleInput('FMUNet', x, this.inChannels, this.sizeDivisor);

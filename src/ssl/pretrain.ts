@@ -87,7 +87,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const dist = o.distributed ?? null;
   const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
   // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
-  const cache = await onMainRank(dist, () => ensureCache(o.data, o.runDir, log), () => cachePathFor(o.data, o.runDir));
+  const cache = await onMainRank(dist, () => ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing }), () => cachePathFor(o.data, o.runDir));
   cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
   const all = readyCases(cache).map((c) => c.id);
   const split = o.validCases !== undefined

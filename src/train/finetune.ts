@@ -14,7 +14,7 @@ import type { SegmentationNetwork } from '../models/types.js';
 import { manualSeed, fromTypedArray } from '../engine/creation.js';
 import * as F from '../engine/functional.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from './trainer.js';
-import { initFromCheckpoint } from './init.js';
+import { adoptInitPreprocessing, initFromCheckpoint, type AdoptableKey } from './init.js';
 import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from './run-setup.js';
 import { isMainRank, onMainRank, reduceSum, shardItems, type DistributedContext } from '../distributed/context.js';
 import path from 'node:path';
@@ -36,6 +36,11 @@ export interface FinetuneOptions {
   log?: (line: string) => void;
   /** Data-parallel run (from `joinFromEnvironment`); null or absent for one process. */
   distributed?: DistributedContext | null;
+  /**
+   * Config keys the caller set explicitly: those keep their value when the init checkpoint's
+   * preprocessing is adopted (see adoptInitPreprocessing). Default none.
+   */
+  explicit?: readonly AdoptableKey[];
 }
 
 export interface FinetuneResult extends TrainSummary {
@@ -118,10 +123,15 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   let cfg = o.config;
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const dist = o.distributed ?? null;
+  if (o.resume !== true) {
+    const adopted = await adoptInitPreprocessing(cfg, o.explicit ?? []);
+    cfg = adopted.config;
+    for (const l of adopted.lines) log(`adopted ${l}`);
+  }
   const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
   // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
   const cache = await onMainRank(dist,
-    () => ensureCache(o.data, o.runDir, log, { ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }),
+    () => ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing, ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }),
     () => cachePathFor(o.data, o.runDir));
   cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
   const cases = readyCases(cache, { needLabels: true });

@@ -3,7 +3,7 @@ import { isPyDict, loadCheckpointFile, type PyValue } from '../io/checkpoint/ind
 import { loadPretrained, formatPretrainedReport, type PretrainedReport } from '../models/pretrained.js';
 import type { SegmentationNetwork } from '../models/types.js';
 import type { Module } from '../nn/module.js';
-import type { RunConfig } from '../config/types.js';
+import type { IntensityConfig, RunConfig, SpacingSetting } from '../config/types.js';
 import { normaliseVoCoStateDict, readVoCoStateDict } from '../models/swin-unetr/load.js';
 import { SwinUNETR } from '../models/swin-unetr/model.js';
 import { CheckpointError } from '../util/errors.js';
@@ -42,6 +42,39 @@ export function initMismatches(recorded: Record<string, unknown>, cfg: Pick<RunC
     out.push(`voxel spacing: pretrained on ${was === null ? 'native spacing' : `${show(was)} mm`}, this run uses ${now === null ? 'native spacing' : `${show(now)} mm`}`);
   }
   return out;
+}
+
+/** Config keys a caller set explicitly, which adoption from an init checkpoint never changes. */
+export type AdoptableKey = 'intensity' | 'spacing';
+
+/**
+ * Fine-tuning from a misfm checkpoint starts from its preprocessing: the intensity normalisation
+ * and the voxel spacing it was trained with replace the preset's (a z-scored or differently
+ * resampled input wastes much of the pretraining), unless the caller set them explicitly
+ * (`explicit`); data.spacing is adopted only while it is 'plan'. Returns the config to train with
+ * and one line per adopted value. Foreign checkpoints record nothing and change nothing.
+ */
+export async function adoptInitPreprocessing(cfg: RunConfig, explicit: readonly AdoptableKey[] = []): Promise<{ config: RunConfig; lines: string[] }> {
+  const file = cfg.training.initCheckpoint;
+  if (file === null) return { config: cfg, lines: [] };
+  const recorded = recordedConfig((await loadCheckpointFile(file)).raw);
+  const data = recorded !== null && typeof recorded['data'] === 'object' && recorded['data'] !== null ? recorded['data'] as Record<string, unknown> : null;
+  if (data === null) return { config: cfg, lines: [] };
+  const out: RunConfig = { ...cfg, data: { ...cfg.data } };
+  const lines: string[] = [];
+  const it = data['intensity'] as IntensityConfig | undefined;
+  if (it !== undefined && !explicit.includes('intensity') && show(it) !== show(cfg.data.intensity)) {
+    out.data.intensity = structuredClone(it);
+    lines.push(`data.intensity: ${show(it)} as ${file} was trained with (instead of ${show(cfg.data.intensity)}; set data.intensity to choose)`);
+  }
+  const pre = data['preprocess'];
+  if (typeof pre === 'object' && pre !== null && !explicit.includes('spacing') && cfg.data.spacing === 'plan') {
+    const sp = (pre as Record<string, unknown>)['spacing'];
+    const was: SpacingSetting = Array.isArray(sp) && sp.length === 3 && sp.every((x) => typeof x === 'number' && x > 0) ? [sp[0], sp[1], sp[2]] as [number, number, number] : 'native';
+    out.data.spacing = was;
+    lines.push(`data.spacing: ${Array.isArray(was) ? `${was.join(',')} mm` : 'native'} as ${file} was trained at (instead of this dataset's plan; set data.spacing to choose)`);
+  }
+  return { config: out, lines };
 }
 
 /**

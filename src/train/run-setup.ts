@@ -5,9 +5,11 @@
  */
 import path from 'node:path';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import type { RunConfig } from '../config/types.js';
+import type { RunConfig, SpacingSetting } from '../config/types.js';
 import { saveConfig } from '../config/index.js';
 import { prepare } from '../data/prepare.js';
+import { describeSpacing, planPatchSize, readPlan, writePlan, type DatasetPlan, type NetworkPlan } from '../data/plan.js';
+import { fmunetSizeDivisor } from '../models/fmunet.js';
 import { Rng } from '../util/rng.js';
 import { MisfmError } from '../util/errors.js';
 
@@ -29,15 +31,34 @@ export function cachePathFor(data: readonly string[], runDir: string): string {
   return data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json')) ? data[0]! : path.join(runDir, 'cache');
 }
 
-/** Use `data` as a cache when it has a manifest; otherwise prepare it into RUN/cache. */
-export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string } = {}): Promise<string> {
-  const cache = cachePathFor(data, runDir);
-  if (cache === data[0]) return cache;
+/**
+ * Use `data` as a cache when it has a manifest; otherwise prepare it into RUN/cache at `spacing`
+ * (data.spacing: the dataset plan's by default), and say which spacing that is.
+ */
+export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string; spacing?: SpacingSetting } = {}): Promise<string> {
+  const { spacing = 'plan', ...discover } = opts;
+  if (data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json'))) {
+    const cached = cacheSpacing(data[0]!);
+    if (Array.isArray(spacing) && JSON.stringify(cached) !== JSON.stringify(spacing)) {
+      log(`note: data.spacing is ${spacing.join(',')} mm but the cache ${data[0]} was prepared at ${cached === null ? 'native spacing' : `${cached.join(',')} mm`}; the cache is used as it is (prepare it again to change it)`);
+    }
+    return data[0]!;
+  }
+  const cache = path.join(runDir, 'cache');
   log(`preparing ${data.join(', ')} into ${cache}`);
-  const r = await prepare(data, cache, opts);
+  const r = await prepare(data, cache, { ...discover, preprocess: { spacing } });
   for (const f of r.report.failures) log(`  skipped ${f.source}: ${f.reason}`);
   if (r.report.manifestOk === 0) throw new MisfmError('DATA', `no usable image in ${data.join(', ')} (see ${path.join(cache, 'report.json')})`);
+  if (r.plan !== undefined) log(`spacing: ${describeSpacing(r.plan.spacing)}`);
   return cache;
+}
+
+/** The spacing a cache's manifest records (null: native), or null when unreadable. */
+function cacheSpacing(cache: string): number[] | null {
+  try {
+    const m = JSON.parse(readFileSync(path.join(cache, 'manifest.json'), 'utf8')) as { preprocess?: { spacing?: unknown } };
+    return Array.isArray(m.preprocess?.spacing) ? m.preprocess.spacing as number[] : null;
+  } catch { return null; }
 }
 
 /**
@@ -52,9 +73,46 @@ export function recordCache(cfg: RunConfig, cache: string, runDir: string): RunC
   } catch (err) {
     throw new MisfmError('DATA', `cannot read the cache manifest: ${err instanceof Error ? err.message : String(err)}`, { file: path.join(cache, 'manifest.json'), cause: err });
   }
+  // The plan's fingerprint summary travels with the preprocessing, so that a checkpoint alone
+  // tells predict what its training data looked like (spacing range, modality).
+  const plan = readPlan(cache);
+  if (preprocess !== null && plan !== undefined) {
+    const f = plan.fingerprint;
+    preprocess = { ...preprocess, plan: { version: plan.version, spacingSource: plan.spacing.source, planned: plan.spacing.planned, spacingRange: f.spacingRange, modalities: f.modalities, cases: f.cases.length } };
+  }
   const out: RunConfig = { ...cfg, data: { ...cfg.data, cache: path.resolve(cache), preprocess } };
   saveConfig(path.join(runDir, 'config.json'), out);
+  if (plan !== undefined) writePlan(runDir, { ...plan, network: networkPlan(out, plan) });
   return out;
+}
+
+/** Memory budget for the planned patch size of networks whose input size is free (MiB). */
+export const PATCH_BUDGET_MIB = 4096;
+
+/**
+ * The plan's network part: PCT-Net's fixed input size, or for free networks the patch size that
+ * fits PATCH_BUDGET_MIB at the plan's spacing (recorded beside the patch size the run uses).
+ */
+export function networkPlan(cfg: RunConfig, plan: DatasetPlan): NetworkPlan {
+  const m = cfg.model;
+  const info = m.name === 'pctnet' ? { fixed: true, sizeDivisor: [1, 1, 1] }
+    : m.name === 'unet3d' ? { fixed: false, sizeDivisor: Array<number>(3).fill(2 ** (m.featureChns.length - 1)) }
+    : m.name === 'swinunetr' ? { fixed: false, sizeDivisor: [32, 32, 32] } // five 2x stages (MONAI's check)
+    : { fixed: false, sizeDivisor: fmunetSizeDivisor(m.resMode) };
+  const used = [...cfg.data.patchSize] as [number, number, number];
+  // SwinUNETR's stage widths (feature size x 1, 2, 4, 8, 16) stand in for the conv channels of the estimate.
+  const chns = m.name === 'swinunetr' ? [1, 2, 4, 8, 16].map((k) => k * m.featureSize) : [...m.featureChns];
+  const budget = PATCH_BUDGET_MIB * 2 ** 20;
+  const divisor = [...info.sizeDivisor] as [number, number, number];
+  if (info.fixed) {
+    return { model: cfg.model.name, inputSize: 'fixed', patchSize: used, used, divisor, estimatedMiB: 0, budgetMiB: PATCH_BUDGET_MIB };
+  }
+  const sp = plan.spacing.target ?? plan.spacing.planned;
+  const f = plan.fingerprint;
+  // Median size at the target spacing: each axis scaled by its median spacing over the target.
+  const medianSize = [0, 1, 2].map((a) => Math.round(f.medianSize[a]! * f.medianSpacing[a]! / sp[a]!)) as [number, number, number];
+  const p = planPatchSize({ spacing: sp, medianSize, divisor, featureChns: chns, batchSize: cfg.data.batchSize, budgetBytes: budget });
+  return { model: cfg.model.name, inputSize: 'free', patchSize: p.patchSize, used, divisor, estimatedMiB: Math.round(p.estimatedBytes / 2 ** 20), budgetMiB: PATCH_BUDGET_MIB };
 }
 
 export interface Split { train: string[]; valid: string[] }

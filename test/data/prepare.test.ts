@@ -77,7 +77,7 @@ test('prepare: good and corrupt inputs in worker threads; bad cases reported wit
     const report = JSON.parse(fs.readFileSync(path.join(out, REPORT_NAME), 'utf8')) as { failures: unknown[] };
     assert.equal(report.failures.length, 3);
     const logLines = fs.readFileSync(path.join(out, LOG_NAME), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string });
-    assert.deepEqual(logLines.map((l) => l.event), ['start', 'case', 'case', 'case', 'case', 'case', 'case', 'end']);
+    assert.deepEqual(logLines.map((l) => l.event), ['start', 'case', 'case', 'case', 'case', 'case', 'case', 'plan', 'end']);
 
     // ct_sm: CT in HU (int16), statistics from the README, label classes and counts, cached voxels exact.
     const ct = byId(m.cases, 'ct_sm');

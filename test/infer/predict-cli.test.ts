@@ -95,10 +95,16 @@ test('single file to a file, CSV input, and argument errors', async () => {
     assert.equal(r.code, 0, r.err);
     assert.ok(fs.existsSync(single) && fs.existsSync(path.join(dir, 'single', 'a_seg.json')));
     assert.ok(!fs.existsSync(path.join(dir, 'single', 'predict.jsonl')), 'no log by default for a single output file');
+    // Before the windows run: one line with spacings, sizes, windows and a time estimate; a warning
+    // because this checkpoint records no training spacing.
+    assert.match(r.out, /\[1\/1\] a: 1,1,1 mm \(native\), 20x18x9 -> 20x18x9 voxels, \d+ windows? of 16x16x16; first (window|\d+ windows) \d+\.\d s, about .+ for all \d+\n/);
+    assert.match(r.err, /\[1\/1\] a: warning: the checkpoint records no training spacing: predicting at the input's own spacing 1,1,1 mm/);
     // --spacing overrides the recorded preprocessing; the labels still come back on the input's grid.
     const spaced = path.join(dir, 'spaced', 'a_seg.nii.gz');
     const rs = await run(['--model', ckpt, '--input', path.join(images, 'a.nii.gz'), '--output', spaced, '--spacing', '2,2,2']);
     assert.equal(rs.code, 0, rs.err);
+    assert.match(rs.out, /a: 1,1,1 mm -> 2,2,2 mm, 20x18x9 -> 10x9x5 voxels, 1 window of 16x16x16;/);
+    assert.doesNotMatch(rs.err, /records no training spacing/);
     const side = JSON.parse(fs.readFileSync(path.join(dir, 'spaced', 'a_seg.json'), 'utf8')) as { preprocess: { spacing: number[] }; model: { preprocessSource: string }; geometry: { size: number[] } };
     assert.deepEqual(side.preprocess.spacing, [2, 2, 2]);
     assert.match(side.model.preprocessSource, /explicit overrides/);

@@ -43,7 +43,8 @@ test('fine-tuning: explicit validation cases, label values mapped to classes, a 
   const cfg = applyOverrides(presetConfig('small-finetune'), [...TINY, 'data.labels={"values":[7],"names":["box"]}', 'model.classNum=2',
     'training.iterations=3', 'training.validEvery=3', 'training.saveEvery=3', `training.initCheckpoint=${JSON.stringify(pre.checkpoints.latest)}`, 'data.foregroundOversample=1']);
   const runDir = path.join(tmp, 'ft');
-  const r = await finetune({ config: cfg, data: [cache], runDir, quiet: true, validCases: ['c'], log: (l) => lines.push(l) });
+  // data.intensity set explicitly: kept (and the difference named); the spacing is adopted from the checkpoint.
+  const r = await finetune({ config: cfg, data: [cache], runDir, quiet: true, validCases: ['c'], log: (l) => lines.push(l), explicit: ['intensity'] });
   assert.deepEqual(r.trainCases, ['a', 'b']);
   assert.deepEqual(r.validCases, ['c']);
   assert.deepEqual(r.classNames, ['box']);
@@ -54,6 +55,9 @@ test('fine-tuning: explicit validation cases, label values mapped to classes, a 
   // The small presets pretrain on a CT window and fine-tune on z-scores: the difference is named.
   assert.match(report, /note: data\.intensity: pretrained with \{"kind":"ct-window","window":\[-1000,1000\]\}, this run uses \{"kind":"zscore"\}/);
   assert.doesNotMatch(report, /voxel spacing/, 'same cache, same spacing: no note');
+  assert.match(report, /adopted data\.spacing: 2,2,2 mm as .* was trained at/);
+  assert.doesNotMatch(report, /adopted data\.intensity/);
+  assert.deepEqual((JSON.parse(readFileSync(path.join(runDir, 'config.json'), 'utf8')) as RunConfig).data.spacing, [2, 2, 2]);
   const events = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const valid = events.find((e) => e['event'] === 'valid')!;
   assert.equal(typeof valid['dice_box'], 'number');

@@ -15,6 +15,7 @@ import { formatOf } from '../../io/image/index.js';
 import { setNumThreads } from '../../engine/creation.js';
 import { loadModelForInference, type InferenceIntensity, type LoadModelOptions, type ModelBundle } from '../../infer/model.js';
 import { predictCase, probabilityChannels, type PredictOptions } from '../../infer/predict.js';
+import { describeCasePlan, type CasePlan } from '../../infer/case-plan.js';
 import { listCases, outputPathFor, parseShard, shardCases } from '../../infer/cases.js';
 import type { DuplicateMode } from '../../infer/plan.js';
 import type { Triple3 } from '../../infer/windows.js';
@@ -39,7 +40,12 @@ Options:
                          model config file, for checkpoints that record none
   --spacing X,Y,Z        resample to this spacing (mm) before the network and back afterwards; overrides
                          the spacing recorded in the checkpoint (needed for checkpoints written before
-                         misfm recorded it, or for foreign checkpoints trained at a fixed spacing)
+                         misfm recorded it, or for foreign checkpoints trained at a fixed spacing);
+                         'native' predicts at each input's own spacing
+
+Before each case's windows run, one line says what it will do (input spacing -> model spacing,
+sizes, windows, a time estimate from the first window), with a warning when the input is far from
+the training data (spacing more than 2x apart, another modality, smaller than one window).
   --intensity I          ct-window[:LO,HI] (default window -1000,1000), zscore or none;
                          overrides the recorded normalisation (required for foreign checkpoints)
   --device D             cpu (default) or cuda
@@ -117,7 +123,9 @@ function parseCli(argv: string[]): PredictArgs {
   const load: LoadModelOptions = { device: v.device ?? 'cpu' };
   if (v['model-config'] !== undefined) load.modelConfig = v['model-config'];
   if (v.intensity !== undefined) load.preprocess = { intensity: parseIntensity(v.intensity) };
-  if (v.spacing !== undefined) {
+  if (v.spacing === 'native') {
+    load.preprocess = { ...load.preprocess, spacing: null };
+  } else if (v.spacing !== undefined) {
     const sp = v.spacing.split(',').map(Number);
     if (sp.length !== 3 || !sp.every((x) => Number.isFinite(x) && x > 0)) throw new MisfmError('ARGUMENT', `--spacing must be three positive numbers X,Y,Z in mm, got '${v.spacing}'`);
     load.preprocess = { ...load.preprocess, spacing: sp as [number, number, number] };
@@ -229,7 +237,23 @@ export async function runPredict(argv: string[], io: PredictIO): Promise<number>
         continue;
       }
       try {
-        const r = await predictCase(bundle, c.input, out, args.predict);
+        // Before the network runs: what it will do, warnings, and (at the first window) a time estimate.
+        let planned: CasePlan | undefined, tWindows = 0, told = false;
+        const r = await predictCase(bundle, c.input, out, {
+          ...args.predict,
+          onPlan: (p) => {
+            planned = p;
+            for (const w of p.warnings) io.err.write(`${tag}: warning: ${w}\n`);
+            log?.log({ event: 'plan', case: c.name, ...p });
+            tWindows = performance.now();
+          },
+          onWindows: (done, total) => {
+            if (told || planned === undefined) return;
+            told = true;
+            const s = (performance.now() - tWindows) / 1000;
+            io.out(`${tag}: ${describeCasePlan(planned)}; first ${done === 1 ? 'window' : `${done} windows`} ${s.toFixed(1)} s, about ${formatDuration((s / done) * total)} for all ${total}\n`);
+          },
+        });
         ok++;
         io.out(`${tag}: ${path.basename(out)} in ${(r.timings.total / 1000).toFixed(1)} s, ${r.windowsComputed} windows, labels ${r.labelsFound.join(',')}\n`);
         log?.log({

@@ -6,8 +6,8 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { MisfmError } from '../../util/errors.js';
 import type { Vec3 } from '../../io/volume.js';
-import { prepare, REPORT_NAME, LOG_NAME } from '../../data/prepare.js';
-import type { PreprocessSpec } from '../../data/preprocess.js';
+import { prepare, REPORT_NAME, LOG_NAME, type PrepareSpec } from '../../data/prepare.js';
+import { describeSpacing, PLAN_NAME } from '../../data/plan.js';
 
 const USAGE = `Usage: misfm prepare INPUT... --out CACHE [options]
 
@@ -28,14 +28,17 @@ Options:
   --csv FILE            CSV list of image[,label] rows (same as giving it as an INPUT)
   --workers N           worker threads (default: ${os.availableParallelism()}, the number of cores)
   --body-crop           crop CT volumes to the body's bounding box
-  --spacing X,Y,Z       resample to this spacing in mm (x,y,z)
+  --spacing S           plan (default): resample every case to the dataset's target spacing, chosen
+                        as nnU-Net does (median spacing; for anisotropic datasets the coarse axis
+                        takes a lower percentile) and written with the dataset fingerprint to
+                        CACHE/plan.json; X,Y,Z: this spacing in mm; native: keep each case's own
   --orientation CODE    reorient to CODE (default LPS); --no-reorient keeps the stored axes
   --no-reorient
   --modality M          auto (default), ct or other: CT is cached as int16 HU
   --dtype T             auto (default), int16 or float32
   --preprocess-module F ES module exporting preprocess(image, label, ctx), run after the built-in steps
   --retry-failed        prepare again cases that failed before with unchanged sources
-  --quiet               no progress line
+  -q, --quiet           no progress line
 
 Exit status: 0 when at least one case of the inputs is in the cache, 1 when all failed.
 `;
@@ -50,7 +53,7 @@ export const prepareCommand: Command = {
 function parseSpacing(text: string): Vec3 {
   const parts = text.split(',').map((p) => Number(p.trim()));
   if (parts.length !== 3 || parts.some((v) => !(v > 0) || !Number.isFinite(v))) {
-    throw new MisfmError('ARGUMENT', `--spacing ${text}: expected three positive numbers X,Y,Z in mm, e.g. 1.5,1.5,2`);
+    throw new MisfmError('ARGUMENT', `--spacing ${text}: expected plan, native or three positive numbers X,Y,Z in mm, e.g. 1.5,1.5,2`);
   }
   return parts as Vec3;
 }
@@ -79,7 +82,7 @@ export async function runPrepare(argv: string[], out: (s: string) => void, err: 
       dtype: { type: 'string' },
       'preprocess-module': { type: 'string' },
       'retry-failed': { type: 'boolean', default: false },
-      quiet: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', short: 'q', default: false },
     },
   });
   if (values.out === undefined) throw new MisfmError('ARGUMENT', `--out CACHE is required\n${USAGE}`);
@@ -89,8 +92,9 @@ export async function runPrepare(argv: string[], out: (s: string) => void, err: 
     workers = Number(values.workers);
     if (!Number.isInteger(workers) || workers < 0) throw new MisfmError('ARGUMENT', `--workers ${values.workers}: expected a whole number >= 0`);
   }
-  const pp: PreprocessSpec = { bodyCrop: values['body-crop'] };
-  if (values.spacing !== undefined) pp.spacing = parseSpacing(values.spacing);
+  const pp: PrepareSpec = { bodyCrop: values['body-crop'], spacing: 'plan' };
+  if (values.spacing === 'native' || values.spacing === 'plan') pp.spacing = values.spacing;
+  else if (values.spacing !== undefined) pp.spacing = parseSpacing(values.spacing);
   if (values['no-reorient']) pp.reorient = false;
   else if (values.orientation !== undefined) {
     if (!/^[LRAPSI]{3}$/i.test(values.orientation)) throw new MisfmError('ARGUMENT', `--orientation ${values.orientation}: expected three letters such as LPS or RAS`);
@@ -101,7 +105,7 @@ export async function runPrepare(argv: string[], out: (s: string) => void, err: 
   const dtype = oneOf('--dtype', values.dtype, ['auto', 'int16', 'float32'] as const);
   if (dtype !== undefined) pp.dtype = dtype;
   if (values['preprocess-module'] !== undefined) pp.module = values['preprocess-module'];
-  const { report } = await prepare(positionals, values.out, {
+  const { report, plan } = await prepare(positionals, values.out, {
     preprocess: pp,
     ...(values.labels !== undefined ? { labels: values.labels } : {}),
     ...(values.csv !== undefined ? { csv: values.csv } : {}),
@@ -113,6 +117,7 @@ export async function runPrepare(argv: string[], out: (s: string) => void, err: 
   out(`${report.outDir}: ${report.discovered} case(s): ${report.processed} prepared (${report.ok} ok, ${report.failed} failed), ` +
     `${report.skipped} up to date; ${report.manifestOk} usable in the cache` +
     (report.processed > 0 ? `; ${(report.msPerCase / 1000).toFixed(2)} s/case with ${report.workers} worker(s)` : '') + '\n');
+  if (plan !== undefined) out(`spacing: ${describeSpacing(plan.spacing)}; plan in ${PLAN_NAME}\n`);
   if (report.failures.length > 0) {
     err(`${report.failures.length} case(s) failed (details in ${REPORT_NAME} and ${LOG_NAME}):\n`);
     for (const f of report.failures) err(`  ${f.id}: ${f.source}: ${f.reason}\n`);

@@ -9,6 +9,7 @@ import { joinFromEnvironment } from '../../distributed/context.js';
 import { positiveInt } from '../args.js';
 import { pretextMethod, pretextMethods } from '../../ssl/methods.js';
 import { PRETRAIN_METHODS } from '../../config/types.js';
+import { spacingOverride } from './train.js';
 
 const USAGE = `Usage: misfm pretrain --data CACHE_OR_FOLDER... --out RUN_DIR [options]
 
@@ -28,6 +29,7 @@ Options:
   --preset NAME        paper (default) | small (CPU demo: smaller network and crops)
   --set KEY=VALUE      override any config key, e.g. --set training.lr=5e-4 (repeatable)
   --iterations N       iteration budget (training.iterations)
+  --spacing S          plan (default: the dataset plan's target spacing), native or X,Y,Z mm
   --valid ID,ID        held-out scan ids for the validation (default: ~10% by seed)
   --valid-samples N    validation crops (default 8; 4 for crops up to 32x64x64): pseudo-segmentation
                        Dice for volf, the VoCo loss (no dropout, no EMA step) for voco, L1 of the
@@ -45,12 +47,13 @@ export const pretrainCommand: Command = {
   summary: 'self-supervised pretraining on unlabelled scans (Volume Fusion, Patch Swapping, Model Genesis, MIM, VoCo)',
   usage: USAGE,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, valid: { type: 'string' }, 'valid-samples': { type: 'string' }, method: { type: 'string' } }, strict: true });
+    const { values } = parseArgs({ args: argv, options: { ...RUN_OPTIONS, data: { type: 'string', multiple: true }, spacing: { type: 'string' }, valid: { type: 'string' }, 'valid-samples': { type: 'string' }, method: { type: 'string' } }, strict: true });
     const launched = await runWithNproc('pretrain', argv, values.nproc);
     if (launched !== null) return launched;
     if (values.data === undefined || values.data.length === 0) throw new MisfmError('ARGUMENT', '--data is required (a cache or image folder)');
     if (values.method !== undefined) pretextMethod(values.method);
-    const config = resolveRunConfig({ ...values, set: [...(values.method !== undefined ? [`ssl.method=${values.method}`] : []), ...(values.set ?? [])] }, 'paper');
+    const set = [...(values.method !== undefined ? [`ssl.method=${values.method}`] : []), ...(values.set ?? []), ...(values.spacing !== undefined ? [`data.spacing=${spacingOverride(values.spacing)}`] : [])];
+    const config = resolveRunConfig({ ...values, set }, 'paper');
     const distributed = await joinFromEnvironment();
     const r = await pretrain({ distributed, config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
       ...(values['valid-samples'] !== undefined ? { validSamples: positiveInt('valid-samples', values['valid-samples']) } : {}),

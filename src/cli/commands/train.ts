@@ -1,7 +1,7 @@
 /** `misfm train`: supervised fine-tuning (from pretrained weights or from scratch). */
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
-import { RUN_OPTIONS, resolveRunConfig } from '../run-config.js';
+import { RUN_OPTIONS, explicitDataKeys, resolveRunConfig } from '../run-config.js';
 import { finetune } from '../../train/finetune.js';
 import { MisfmError } from '../../util/errors.js';
 import { runWithNproc } from './launch.js';
@@ -20,7 +20,11 @@ Options:
   --out DIR            run folder: config.json, metrics.jsonl, checkpoints/{latest,best}.pt
   --init CKPT          start from these weights: a misfm run checkpoint, an official MIS-FM / PyMIC
                        .pt ({'model_state_dict': ...}) or safetensors. Heads with another class
-                       count are re-initialised; the load report is printed.
+                       count are re-initialised; the load report is printed. From a misfm
+                       checkpoint the run also takes its intensity normalisation and spacing
+                       unless data.intensity / data.spacing are set explicitly.
+  --spacing S          plan (default: the dataset plan's spacing, or --init's), native or X,Y,Z mm
+                       (the same as --set data.spacing=...)
   --classes V1,V2,...  label values to learn (others are background), mapped to classes 1..n
   --names N1,N2,...    class names, one per --classes value
   --valid ID,...       validation case ids (default: ~20% of the cases, chosen by the seed)
@@ -43,6 +47,14 @@ function parseList(s: string | undefined, what: string, num: boolean): (string |
   return num ? parts.map(Number) : parts;
 }
 
+/** --spacing plan|native|X,Y,Z as a data.spacing override value (JSON). */
+export function spacingOverride(text: string): string {
+  if (text === 'plan' || text === 'native') return JSON.stringify(text);
+  const v = text.split(',').map((p) => Number(p.trim()));
+  if (v.length !== 3 || v.some((x) => !(x > 0) || !Number.isFinite(x))) throw new MisfmError('ARGUMENT', `--spacing must be plan, native or three positive numbers X,Y,Z in mm, got '${text}'`);
+  return JSON.stringify(v);
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary: 'fine-tune a segmentation network on labelled scans',
@@ -52,7 +64,7 @@ export const trainCommand: Command = {
       args: argv, strict: true,
       options: {
         ...RUN_OPTIONS, data: { type: 'string', multiple: true }, labels: { type: 'string' }, csv: { type: 'string' },
-        init: { type: 'string' }, classes: { type: 'string' }, names: { type: 'string' }, valid: { type: 'string' },
+        init: { type: 'string' }, spacing: { type: 'string' }, classes: { type: 'string' }, names: { type: 'string' }, valid: { type: 'string' },
       },
     });
     const launched = await runWithNproc('train', argv, values.nproc);
@@ -67,11 +79,12 @@ export const trainCommand: Command = {
       if (n.length !== classes.length) throw new MisfmError('ARGUMENT', `--names has ${n.length} names for ${classes.length} --classes values`);
       set.push(`data.labels=${JSON.stringify({ values: classes, names: n })}`, `model.classNum=${classes.length + 1}`);
     }
+    if (values.spacing !== undefined) set.push(`data.spacing=${spacingOverride(values.spacing)}`);
     if (values.init !== undefined) set.push(`training.initCheckpoint=${JSON.stringify(values.init)}`);
     const config = resolveRunConfig({ ...values, set }, 'paper-finetune');
     const distributed = await joinFromEnvironment();
     const r = await finetune({ distributed,
-      config, data: values.data, runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
+      config, data: values.data, explicit: explicitDataKeys({ ...values, set }), runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
       ...(values.labels !== undefined ? { labelsDir: values.labels } : {}),
       ...(values.csv !== undefined ? { csv: values.csv } : {}),
       ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()) } : {}),
