@@ -104,3 +104,19 @@ test('the feature cache: a later click in computed windows runs only the heads, 
     img.dispose();
   } finally { net.dispose(); }
 });
+
+test('FeatureCache evicts the least recently used window first and frees what it evicts', async () => {
+  const { zeros } = await import('../../src/engine/creation.js');
+  const feat = (): { pointLow: ReturnType<typeof zeros>; autoMapped: null; size: [number, number, number] } => ({ pointLow: zeros([1, 1, 10, 10, 10]), autoMapped: null, size: [20, 20, 20] });
+  const c = new FeatureCache(3 * 4000);
+  const a = feat(), b = feat(), d = feat(), e = feat();
+  assert.ok(c.put('a', a) && c.put('b', b) && c.put('d', d));
+  assert.ok(c.get('a', true, false) !== undefined, 'a used again: b is now the oldest');
+  assert.equal(c.get('a', false, true), undefined, 'a miss when the needed branch is absent');
+  c.put('e', e);
+  assert.deepEqual(['a', 'b', 'd', 'e'].map((k) => c.has(k)), [true, false, true, true]);
+  assert.throws(() => b.pointLow.sum(), 'the evicted tensor is freed');
+  assert.equal(c.bytes, 3 * 4000);
+  c.clear();
+  assert.equal(c.size, 0);
+});
