@@ -70,5 +70,7 @@ test('the launcher picks jemalloc when installed, tuned glibc otherwise, and res
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/misfm.js'), 'doctor'], { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
   const { existsSync } = await import('node:fs');
-  assert.match(r.stdout, JEMALLOC_PATHS.some((p) => existsSync(p)) ? /allocator {2}jemalloc \(oversize_threshold:0/ : /allocator {2}glibc, mmap threshold 17179869184/);
+  assert.match(r.stdout, JEMALLOC_PATHS.some((p) => existsSync(p)) ? /allocator +jemalloc \(oversize_threshold:0/ : /allocator +glibc, mmap threshold 17179869184/);
+  // The c10d backends this build can create (issue 14): Gloo always on CPU builds.
+  assert.match(r.stdout, /\ndistributed +c10d Gloo \(CPU\)/);
 });
