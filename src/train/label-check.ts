@@ -30,8 +30,12 @@ export function checkLabelValues(cfg: RunConfig, cases: readonly CachedCase[], l
       for (const v of values) if (v !== 0 && !named.includes(v)) unnamed.set(v, [...(unnamed.get(v) ?? []), file]);
     }
   }
-  for (const [v, files] of unnamed) {
-    log(`note: label value ${v} is not among the classes [${named!.join(', ')}] and is trained as background ` +
-      `(${files.length} case(s), e.g. ${files[0]})`);
+  // One line for all of them: a TotalSegmentator map trained on a few organs has dozens.
+  if (unnamed.size > 0) {
+    const vs = [...unnamed.keys()].sort((x, y) => x - y);
+    const files = new Set([...unnamed.values()].flat());
+    const shown = vs.length > 12 ? `${vs.slice(0, 12).join(', ')}, ... (${vs.length} values)` : vs.join(', ');
+    log(`note: label value${vs.length > 1 ? 's' : ''} ${shown} ${vs.length > 1 ? 'are' : 'is'} not among the classes [${named!.join(', ')}] and ` +
+      `${vs.length > 1 ? 'are' : 'is'} trained as background (${files.size} case(s), e.g. ${[...files][0]})`);
   }
 }

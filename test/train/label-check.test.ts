@@ -19,12 +19,15 @@ test('label values the network has no class for are refused naming the source la
   assert.throws(() => checkLabelValues(three, [kase('a', [0, 1]), kase('b', [0, 1, 3, 5])], () => {}), (e: unknown) =>
     e instanceof MisfmError && e.code === 'DATA' && e.file === '/data/labels/b.nii.gz' &&
     /label map of case b holds value\(s\) 3, 5, but the network has 3 classes \(label values 0\.\.2\)/.test(e.message));
-  // With data.labels, values it does not name become background: said once per value, not refused.
+  // With data.labels, values it does not name become background: said in one line, not refused.
   const named = applyOverrides(presetConfig('small-finetune'), ['model.classNum=3', 'data.labels={"values":[5,7],"names":["liver","spleen"]}']);
   const notes: string[] = [];
   checkLabelValues(named, [kase('a', [0, 5, 7, 9]), kase('b', [0, 9, 11])], (l) => notes.push(l));
   assert.deepEqual(notes, [
-    'note: label value 9 is not among the classes [5, 7] and is trained as background (2 case(s), e.g. /data/labels/a.nii.gz)',
-    'note: label value 11 is not among the classes [5, 7] and is trained as background (1 case(s), e.g. /data/labels/b.nii.gz)',
+    'note: label values 9, 11 are not among the classes [5, 7] and are trained as background (2 case(s), e.g. /data/labels/a.nii.gz)',
   ]);
+  const many: string[] = [];
+  checkLabelValues(named, [kase('a', [0, 5, ...Array.from({ length: 20 }, (_, i) => 20 + i)])], (l) => many.push(l));
+  assert.equal(many.length, 1);
+  assert.match(many[0]!, /label values 20, 21, .*, 31, \.\.\. \(20 values\) are not among/);
 });
