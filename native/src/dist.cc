@@ -188,17 +188,19 @@ static c10d::ReduceOp ToReduceOp(Napi::Env env, const std::string& s) {
   throw Napi::Error::New(env, "allReduce: unknown reduce op '" + s + "' (sum, max, min, product)");
 }
 
+// allReduce(group, tensor, op), started: the promise and the blocking forms differ only in how they wait.
+static c10::intrusive_ptr<c10d::Work> StartAllReduce(Napi::Env env, const Napi::CallbackInfo& info) {
+  auto* g = UnwrapGroup(env, info[0], "allReduce");
+  std::vector<at::Tensor> ts{Unwrap(env, info[1], "allReduce")};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = ToReduceOp(env, info[2].As<Napi::String>().Utf8Value());
+  return g->pg->allreduce(ts, opts);
+}
+
 // distAllReduce(group, tensor, op) -> Promise<void>; in place
 static Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  MISFM_TRY(env, "allReduce", {
-    auto* g = UnwrapGroup(env, info[0], "allReduce");
-    std::vector<at::Tensor> ts{Unwrap(env, info[1], "allReduce")};
-    c10d::AllreduceOptions opts;
-    opts.reduceOp = ToReduceOp(env, info[2].As<Napi::String>().Utf8Value());
-    auto work = g->pg->allreduce(ts, opts);
-    return Complete(env, work, {}, "allReduce");
-  })
+  MISFM_TRY(env, "allReduce", { return Complete(env, StartAllReduce(env, info), {}, "allReduce"); })
   return env.Undefined();
 }
 
@@ -207,15 +209,7 @@ static Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
 // backward); everything else uses the promise form.
 static Napi::Value DistAllReduceBlocking(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  MISFM_TRY(env, "allReduce", {
-    auto* g = UnwrapGroup(env, info[0], "allReduce");
-    std::vector<at::Tensor> ts{Unwrap(env, info[1], "allReduce")};
-    c10d::AllreduceOptions opts;
-    opts.reduceOp = ToReduceOp(env, info[2].As<Napi::String>().Utf8Value());
-    auto work = g->pg->allreduce(ts, opts);
-    work->wait();
-    return env.Undefined();
-  })
+  MISFM_TRY(env, "allReduce", { StartAllReduce(env, info)->wait(); })
   return env.Undefined();
 }
 

@@ -10,8 +10,7 @@
  * `bench/allreduce.ts` (see ARCHITECTURE.md).
  */
 import type { Tensor } from '../engine/tensor.js';
-import { cat, zerosLike } from '../engine/creation.js';
-import { noGrad } from '../engine/creation.js';
+import { cat, noGrad, zerosLike } from '../engine/creation.js';
 import type { Module } from '../nn/module.js';
 import { BatchNorm2d, BatchNorm3d } from '../nn/layers/norm.js';
 import type { ProcessGroup } from './group.js';
