@@ -24,6 +24,8 @@
 # finetune-<init>-aug and eval-<init>-aug; 0: crops and flips only, as the reference).
 # The labels are TotalSegmentator model outputs, not expert annotations, and one training case and
 # one test case make this a demonstration, not a benchmark.
+# INITS ("volf scratch"): which fine-tuning arms to run; models/pctnet-small-abdomen8 is the volf arm
+# alone (INITS=volf), see models/pctnet-small-abdomen8/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,6 +37,7 @@ SEED=${SEED:-1}
 THREADS=${THREADS:-2}
 VALID_SAMPLES=${VALID_SAMPLES:-16}
 AUGMENT=${AUGMENT:-1}
+INITS=${INITS:-volf scratch}
 suffix=
 if [ "$AUGMENT" = 1 ]; then suffix=-aug; fi
 # shellcheck source=experiments/common.sh
@@ -55,7 +58,7 @@ if [ ! -f "$OUT/pretrain/done" ]; then
   touch "$OUT/pretrain/done"
 fi
 
-for init in volf scratch; do
+for init in $INITS; do
   run="$OUT/finetune-$init$suffix"
   ev="$OUT/eval-$init$suffix"
   echo "== fine-tuning from $init ($FT_IT iterations)"
