@@ -14,5 +14,6 @@ import { setupCommand } from './commands/setup.js';
 import { segmentCommand } from './commands/segment.js';
 import { serveCommand } from './commands/serve.js';
 import { launchCommand } from './commands/launch.js';
+import { exportCommand } from './commands/export.js';
 
-export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, segmentCommand, evaluateCommand, inspectCommand, plotCommand, serveCommand, launchCommand, doctorCommand, setupCommand];
+export const COMMANDS: Command[] = [demoCommand, convertCommand, prepareCommand, pretrainCommand, trainCommand, predictCommand, segmentCommand, evaluateCommand, inspectCommand, exportCommand, plotCommand, serveCommand, launchCommand, doctorCommand, setupCommand];
