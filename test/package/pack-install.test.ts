@@ -2,8 +2,8 @@
  * The npm package as a new user gets it (issue 17): `npm pack`, install the tarball into an empty
  * project (dependencies come from the registry), `npx misfm doctor` names what is missing and the
  * fix, `npx misfm setup` builds the engine, `npx misfm doctor` is then happy, and the installed
- * CLI segments the bundled sample. No model is bundled yet, so the test writes a tiny (untrained)
- * checkpoint itself: this checks the install path end to end, not segmentation quality.
+ * CLI segments the bundled held-out DICOM series with the bundled model, and the liver is found
+ * (Dice >= 0.8 against the series' labels, as the model's record says).
  *
  * Slow (npm install + a native build: ~2-4 min on 2 shared cores); MISFM_SKIP_PACK_TEST=1 skips it.
  */
@@ -14,7 +14,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { repoRoot } from '../helpers.js';
-import { writeTinyCheckpoint } from '../infer/helpers.js';
 import { readImage } from '../../src/io/image/index.js';
 
 const skip = process.env['MISFM_SKIP_PACK_TEST'] === '1' ? 'MISFM_SKIP_PACK_TEST=1' : false;
@@ -29,7 +28,7 @@ function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, ti
 }
 const text = (r: SpawnSyncReturns<string>): string => `${r.stdout ?? ''}${r.stderr ?? ''}`;
 
-test('npm pack -> npm install -> npx misfm doctor / setup / doctor / predict on the bundled sample', { skip, timeout: 900_000 }, async (t) => {
+test('npm pack -> npm install -> npx misfm doctor / setup / doctor / predict and evaluate with the bundled model', { skip, timeout: 900_000 }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'misfm-pack-'));
   // A clean environment: no allocator choice inherited, the user cache in the temp folder.
   const env: NodeJS.ProcessEnv = { ...process.env, MISFM_CACHE_DIR: path.join(dir, 'cache'), npm_config_fund: 'false', npm_config_audit: 'false' };
@@ -44,7 +43,8 @@ test('npm pack -> npm install -> npx misfm doctor / setup / doctor / predict on 
     for (const bad of [/^dist\/test\//, /^test\//, /^dist\/bench\//, /build-stamp/, /^native\/build\//, /\.map$/, /fixtures/, /^experiments\//]) {
       assert.deepEqual(files.filter((f) => bad.test(f)), [], `no ${bad} in the package`);
     }
-    for (const need of ['bin/misfm.js', 'dist/src/cli/main.js', 'dist/src/index.d.ts', 'native/binding.gyp', 'native/src/addon.cc', 'data/sample/images/abdomen_ct.nii.gz', 'README.md']) {
+    for (const need of ['bin/misfm.js', 'dist/src/cli/main.js', 'dist/src/index.d.ts', 'native/binding.gyp', 'native/src/addon.cc', 'data/sample/images/abdomen_ct.nii.gz',
+      'data/sample/heldout/labels.nii.gz', 'models/pctnet-small-abdomen8/model.pt', 'models/pctnet-small-abdomen8/README.md', 'README.md']) {
       assert.ok(files.includes(need), `${need} is in the package`);
     }
     // 2. An empty project installs it.
@@ -77,16 +77,22 @@ test('npm pack -> npm install -> npx misfm doctor / setup / doctor / predict on 
     const d2 = sh('npx', ['--no-install', 'misfm', 'doctor'], proj, env);
     assert.equal(d2.status, 0, text(d2));
     assert.match(d2.stdout, new RegExp(`addon\\s+${path.join(cacheDir, abi).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-    // 5. Segment the bundled sample with the installed CLI (tiny untrained checkpoint written here).
-    const ckpt = path.join(dir, 'tiny.pt');
-    writeTinyCheckpoint(ckpt);
-    const sample = path.join(installed, 'data', 'sample', 'images', 'abdomen_ct.nii.gz');
-    const outFile = path.join(proj, 'out', 'abdomen_seg.nii.gz');
-    const p = sh('npx', ['--no-install', 'misfm', 'predict', '--model', ckpt, '--input', sample, '--output', outFile, '--overlap', '0'], proj, env);
+    // 5. Segment the bundled held-out DICOM series with the bundled model, through the installed CLI.
+    const model = path.join(installed, 'models', 'pctnet-small-abdomen8', 'model.pt');
+    const series = path.join(installed, 'data', 'sample', 'heldout', 'ct_dicom');
+    const outFile = path.join(proj, 'out', 'heldout_seg.nii.gz');
+    const p = sh('npx', ['--no-install', 'misfm', 'predict', '--model', model, '--input', series, '--output', outFile], proj, env);
     assert.equal(p.status, 0, text(p));
-    const [img, seg] = await Promise.all([readImage(sample), readImage(outFile)]);
-    assert.deepEqual([seg.size, seg.spacing, seg.origin], [img.size, img.spacing, img.origin]);
-    assert.ok(fs.existsSync(path.join(proj, 'out', 'abdomen_seg.json')));
+    assert.ok(fs.existsSync(path.join(proj, 'out', 'heldout_seg.json')));
+    const seg = await readImage(outFile);
+    assert.deepEqual(seg.size, [512, 512, 20]);
+    const json = path.join(proj, 'out', 'liver.json');
+    const e = sh('npx', ['--no-install', 'misfm', 'evaluate', '--pred', outFile, '--gt', path.join(installed, 'data', 'sample', 'heldout', 'labels.nii.gz'),
+      '--labels', '5', '--names', 'liver', '--metrics', 'dice', '--json', json], proj, env);
+    assert.equal(e.status, 0, text(e));
+    const dice = (JSON.parse(fs.readFileSync(json, 'utf8')) as { summary: { liver: { dice: { mean: number } } } }).summary.liver.dice.mean;
+    t.diagnostic(`bundled model, held-out series: liver Dice ${dice.toFixed(3)}`);
+    assert.ok(dice >= 0.8, `liver Dice ${dice} on the held-out series`);
   } finally {
     t.diagnostic(`wall time per step: ${timings.join('; ')}`);
     fs.rmSync(dir, { recursive: true, force: true });
