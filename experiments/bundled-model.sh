@@ -24,22 +24,23 @@ export OUT
 export SHARED=${SHARED:-../shared/data}
 export THREADS=${THREADS:-1}
 INITS=volf PRETRAIN_ITERATIONS=1200 FINETUNE_ITERATIONS=500 bash experiments/volf-vs-scratch.sh
-misfm() { node "$ROOT/bin/misfm.js" "$@"; }
+AUGMENT=1
+# shellcheck source=experiments/common.sh
+source "$ROOT/experiments/common.sh"   # CLASSES, NAMES, the misfm wrapper
 mkdir -p "$DEST/record"
 misfm export "$OUT/finetune-volf-aug/checkpoints/latest.pt" --out "$DEST/model.pt" --half --keep-largest per-class
 for stage in pretrain finetune-volf-aug; do
   name=${stage%-volf-aug}
-  cp "$OUT/$stage/config.json" "$DEST/record/$name-config.json"
-  cp "$OUT/$stage/metrics.jsonl" "$DEST/record/$name-metrics.jsonl"
-  cp "$OUT/$stage/curves.png" "$DEST/record/$name-curves.png"
-  [ -f "$OUT/$stage/plan.json" ] && cp "$OUT/$stage/plan.json" "$DEST/record/$name-plan.json"
+  for f in config.json metrics.jsonl curves.png plan.json; do
+    if [ -f "$OUT/$stage/$f" ]; then cp "$OUT/$stage/$f" "$DEST/record/$name-$f"; fi
+  done
 done
-# The held-out score of the exported model, as the demo computes it.
-node --input-type=module -e "
-import { scoreBundledModel } from '$ROOT/dist/src/demo.js';
-import { copyFileSync } from 'node:fs';
-const r = await scoreBundledModel('$OUT/heldout', (l) => console.error(l));
-console.log(r.table);
-copyFileSync(r.reportJson, '$DEST/record/heldout-evaluation.json');
-"
+# The fine-tuned float32 checkpoint without post-processing, as volf-vs-scratch.sh scored it.
+cp "$OUT/eval-volf-aug/metrics.json" "$DEST/record/heldout-raw-fp32-evaluation.json"
+# The exported model as the demo uses it (float16 weights, largest component per organ).
+misfm predict --model "$DEST/model.pt" --input "$ROOT/data/sample/heldout/ct_dicom" --output "$OUT/heldout/seg.nii.gz" --threads "$THREADS"
+misfm evaluate --pred "$OUT/heldout/seg.nii.gz" --gt "$ROOT/data/sample/heldout/labels.nii.gz" --labels "$CLASSES" --names "$NAMES" \
+  --metrics dice,assd,hd95 --json "$DEST/record/heldout-evaluation.json"
+# Machine paths out of the record.
+sed -i "s#$OUT#runs/bundled#g; s#$(realpath -m "$SHARED")#../shared/data#g" "$DEST"/record/*.json "$DEST"/record/*.jsonl
 sha256sum "$DEST/model.pt"

@@ -19,7 +19,11 @@ import type { KEEP_LARGEST_MODES } from '../config/types.js';
 import { CHECKPOINT_FORMAT, loadTrainingCheckpoint } from './state.js';
 
 export interface ExportOptions {
-  /** Store float32 weights as float16 (buffers that are not float32, e.g. int64 counters, are kept). */
+  /**
+   * Store float32 weights as float16 (buffers that are not float32, e.g. int64 counters, are kept).
+   * A tensor whose float16 rounding would exceed `HALF_TOLERANCE` of its largest magnitude (tiny
+   * values near float16's subnormal range, e.g. the conv biases in front of a BatchNorm) stays float32.
+   */
   half?: boolean;
   /**
    * Post-processing that predict should apply by default with this model (stored in the config's
@@ -36,12 +40,17 @@ export interface ExportResult {
   tensors: number;
   /** Number of tensors stored as float16. */
   halved: number;
+  /** Float32 tensors kept in float32 under `half` because float16 would round them too coarsely. */
+  keptFloat32: number;
   iteration: number;
   /** Largest relative rounding error of a halved tensor (max |w16 - w| / max |w|), 0 without half. */
   maxRelativeError: number;
   /** sha256 of the source checkpoint (16 hex digits). */
   sourceSha256: string;
 }
+
+/** Largest float16 rounding error, relative to the tensor's largest magnitude, accepted by export. */
+export const HALF_TOLERANCE = 1e-3;
 
 function toHalf(raw: RawTensor): { raw: RawTensor; relErr: number } {
   const t = rawToTensor(raw);
@@ -67,12 +76,13 @@ export function exportModel(src: string, dst: string, o: ExportOptions = {}): Ex
     (inf as Record<string, unknown>)['keepLargest'] = o.keepLargest;
   }
   const model = new PyDict(undefined, true);
-  let halved = 0;
+  let halved = 0, keptFloat32 = 0;
   let maxRelativeError = 0;
   for (const [k, raw] of t.stateDict) {
     if (o.half === true && raw.dtype === 'float32') {
       const h = toHalf(raw);
       if (!Number.isFinite(h.relErr)) throw new CheckpointError(src, `tensor ${k} does not fit float16 (overflow); export without half`);
+      if (h.relErr > HALF_TOLERANCE) { model.set(k, raw); keptFloat32++; continue; }
       model.set(k, h.raw);
       halved++;
       maxRelativeError = Math.max(maxRelativeError, h.relErr);
@@ -90,5 +100,5 @@ export function exportModel(src: string, dst: string, o: ExportOptions = {}): Ex
     ['export', JSON.stringify({ source: sourceSha256, weights: o.half === true ? 'float16' : 'as trained', iteration: t.iteration, ...o.note })],
   ]);
   saveTorchCheckpoint(dst, new PyDict([['model_state_dict', model], ['iteration', t.iteration], ['misfm', misfm]]));
-  return { file: dst, bytes: statSync(dst).size, tensors: t.stateDict.size, halved, iteration: t.iteration, maxRelativeError, sourceSha256 };
+  return { file: dst, bytes: statSync(dst).size, tensors: t.stateDict.size, halved, keptFloat32, iteration: t.iteration, maxRelativeError, sourceSha256 };
 }

@@ -27,7 +27,8 @@ it as with any run checkpoint.`,
     }
     const r = exportModel(positionals[0]!, values.out, { half: values.half ?? false, ...(k !== undefined ? { keepLargest: k as (typeof KEEP_LARGEST_MODES)[number] } : {}) });
     process.stdout.write(`${r.file}: ${(r.bytes / 1e6).toFixed(2)} MB, ${r.tensors} tensors from iteration ${r.iteration}` +
-      (r.halved > 0 ? `, ${r.halved} stored as float16 (largest relative rounding error ${r.maxRelativeError.toExponential(2)})` : '') + '\n');
+      (r.halved > 0 ? `, ${r.halved} stored as float16 (largest relative rounding error ${r.maxRelativeError.toExponential(2)})` : '') +
+      (r.keptFloat32 > 0 ? `, ${r.keptFloat32} kept in float32 (values too small for float16)` : '') + '\n');
     return 0;
   },
 };
