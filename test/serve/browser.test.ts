@@ -199,8 +199,8 @@ test('browser: open, automatic segmentation, click, brush, per-class visibility 
     await idle(page);
     near(await pixelAt(page, p9), under, 2, 'class 9 stays hidden after redo');
     near(await pixelAt(page, p4), colorFor(4), 2, 'class 4 back after redo');
-    assert.equal(await page.$eval(`${row(9)} input.visible`, (e) => (e as HTMLInputElement).checked), false);
-    assert.equal(await page.$eval(`${row(9)} input.class-opacity`, (e) => (e as HTMLInputElement).value), '0.5');
+    assert.equal(await viewer<boolean>(page, `document.querySelector('${row(9)} input.visible').checked`), false, 'the row still shows class 9 hidden');
+    assert.equal(await viewer<string>(page, `document.querySelector('${row(9)} input.class-opacity').value`), '0.5', 'the row keeps class 9 at 0.5');
     // Window/level presets, seen through the hidden class: the grey follows the preset's linear
     // window of the CT values around the voxel (the image is drawn with linear interpolation).
     const ct = await readImage(path.join(data, 'abdomen_ct.nii.gz'));
