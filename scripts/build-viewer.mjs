@@ -11,7 +11,9 @@ const out = join(root, 'dist', 'viewer');
 const bundle = join(out, 'app.js');
 const sources = readdirSync(src).map((n) => join(src, n));
 const lock = join(root, 'package-lock.json');
-const newest = Math.max(...[...sources, lock].map((f) => statSync(f).mtimeMs));
+// The page shares the class colours with the server (src/serve/classes.ts).
+const shared = [join(root, 'src', 'serve', 'classes.ts')].filter((f) => existsSync(f));
+const newest = Math.max(...[...sources, ...shared, lock].map((f) => statSync(f).mtimeMs));
 if (process.argv.includes('--force') || !existsSync(bundle) || statSync(bundle).mtimeMs < newest) {
   mkdirSync(out, { recursive: true });
   await build({
