@@ -59,6 +59,8 @@ wrap(PointMappingSAM.prototype, 'tokens', 'point head: point encoding (tokens)')
 wrap(PositionEmbeddingRandom.prototype, 'grid', 'point head: dense positional grid');
 wrap(TwoWayTransformer.prototype, 'forward', 'point head: two-way transformer');
 wrap(VISTA3D.prototype, 'pointLogits', 'point head: hypernet MLP + matmul (rest of decode)');
+// decodeHeads less the point head: Algorithm 1 in the window (sigmoid thresholds, component search, merge) and its copies.
+wrap(VISTA3D.prototype, 'decodeHeads', 'Algorithm 1 in the window (+ crop, copies)');
 
 const roi = Number(v.roi), sp = Number(v.spacing);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'misfm-profile-vista3d-'));
@@ -79,7 +81,7 @@ try {
     const total = cpu() - t;
     const stages = Object.fromEntries([...acc].map(([k, e]) => [k, { ms: Math.round(e.ms), calls: e.calls }]));
     const model = Object.values(stages).reduce((p, e) => p + e.ms, 0);
-    stages['rest (Algorithm 1, label maps, stitching, copies)'] = { ms: Math.round(total - model), calls: 1 };
+    stages['rest (label maps in/out, stitching, JS loops)'] = { ms: Math.round(total - model), calls: 1 };
     console.log(`${label}: ${Math.round(total)} ms CPU`);
     for (const [k, e] of Object.entries(stages)) console.log(`  ${k.padEnd(52)} ${String(e.ms).padStart(7)} ms  x${e.calls}`);
     return { total: Math.round(total), stages };
