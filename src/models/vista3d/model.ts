@@ -189,9 +189,6 @@ export class VISTA3D extends Module {
     const pts = plan.points!;
     const pl = this.pointLogits(f, pts, plan.promptClass, tap);
     const b = pl.dataF32(); pl.dispose();
-    const all = new Float32Array(plan.bs * vol).fill(NINF_VALUE);
-    const mapped = plan.mapping.flatMap((m, i) => (m ? [i] : []));
-    mapped.forEach((o, i) => all.set(b.subarray(i * vol, (i + 1) * vol), o * vol));
     if (p.prevMask != null && p.patch != null) {
       const o = p.prevMask.start ?? [0, 0, 0];
       const at: PatchCoords = { start: [p.patch.start[0] - o[0], p.patch.start[1] - o[1], p.patch.start[2] - o[2]], stop: [p.patch.stop[0] - o[0], p.patch.stop[1] - o[1], p.patch.stop[2] - o[2]] };
@@ -199,6 +196,9 @@ export class VISTA3D extends Module {
       const merged = connectedComponentsCombine({ data: prev, count: p.prevMask.count, shape: size }, b, pts.coords, pts.labels, plan.mapping, mode);
       return fromTypedArray(merged, [p.prevMask.count, 1, ...size]);
     }
+    const all = new Float32Array(plan.bs * vol).fill(NINF_VALUE);
+    const mapped = plan.mapping.flatMap((m, i) => (m ? [i] : []));
+    mapped.forEach((o, i) => all.set(b.subarray(i * vol, (i + 1) * vol), o * vol));
     return fromTypedArray(all, [plan.bs, 1, ...size]);
   }
 }
