@@ -3,8 +3,9 @@
  * second click in the same window (features from the cache), with the automatic pass timed in the
  * same run for the ratios. Model stages are timed by wrapping the methods of the classes (encoder +
  * decoders, the heads' image-side layers, point tokens, the dense positional grid, the two-way
- * transformer, the output upscaling, the class head); the rest of a click (Algorithm 1, label-map
- * conversions, stitching) is what the click took minus the model stages. Times are CPU time of the
+ * transformer, the output upscaling, the class head, and `decodeHeads` less the point head, which is
+ * Algorithm 1 in the window); the rest of a click (label maps in and out, stitching, JS loops) is what
+ * the click took minus those stages. Times are CPU time of the
  * process (user + system), robust to a shared machine; run with 1 thread for a clean split.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/profile-vista3d.js [--preset vista3d-cpu] [--roi 64]
@@ -23,7 +24,6 @@ import { SegResNetDS2 } from '../src/models/vista3d/segresnet.js';
 import { PointMappingSAM, PositionEmbeddingRandom } from '../src/models/vista3d/point-head.js';
 import { TwoWayTransformer } from '../src/models/vista3d/transformer.js';
 import { ClassMappingClassify } from '../src/models/vista3d/class-head.js';
-import { Sequential } from '../src/nn/layers/container.js';
 import { openVista3dSession, type ClickPoint } from '../src/infer/vista3d/session.js';
 
 const { values: v } = parseArgs({ options: {
@@ -92,7 +92,6 @@ try {
   const s2 = await openVista3dSession(ckpt, image, opts);
   const up = (s2 as unknown as { model: VISTA3D }).model.pointHead.outputUpscaling;
   wrap(up as unknown as object, 'forward', 'point head: output_upscaling (full resolution)');
-  void Sequential;
   const c1: ClickPoint[] = [{ label: 1, positive: true, ijk: [10, 10, 10] }];
   const c2: ClickPoint[] = [...c1, { label: 1, positive: false, ijk: [12, 11, 10] }];
   const first = await run('first click', () => s2.click(c1, auto));
