@@ -41,7 +41,7 @@ try {
   const w0 = w(), t0 = t();
   const auto = await s.autoSegment(v.classes!.split(','), (_d, n) => { windows = n; });
   const tAuto = t() - t0, wAuto = w() - w0;
-  // Two clicks near a corner: both centred windows clamp to the same window.
+  // Two clicks near a corner: both centred windows clamp to the same window (run once, added twice as MONAI sums it).
   const c: [number, number, number] = [10, 10, 10];
   const c2: [number, number, number] = [12, 11, 10];
   // A fresh window for the first click: the auto pass may have cached the click's window already, so clear by using a new session.

@@ -152,6 +152,20 @@ export function permuteFlip(v: Volume, m: AxisMap): Volume {
   return { data: out, ...g };
 }
 
+/**
+ * Where the voxels of `permuteFlip(v, m)` come from, per axis: voxel (i, j, k) of the result is
+ * voxel o[0][i] + o[1][j] + o[2][k] (linear, x fastest) of `v`, whose size is `size`.
+ */
+export function permuteFlipOffsets(size: readonly [number, number, number], m: AxisMap): [Int32Array, Int32Array, Int32Array] {
+  checkMap('permuteFlipOffsets', m);
+  const stride = [1, size[0], size[0] * size[1]];
+  const axis = (c: number): Int32Array => {
+    const a = m.perm[c]!, n = size[a]!;
+    return Int32Array.from({ length: n }, (_, i) => (m.flip[c] ? n - 1 - i : i) * stride[a]!);
+  };
+  return [axis(0), axis(1), axis(2)];
+}
+
 /** The axis map that takes a grid with this direction to orientation `target`. */
 export function axisMapTo(direction: Mat3, target: string): AxisMap {
   const cur = axisCodesOf(direction);

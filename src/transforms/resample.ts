@@ -329,6 +329,18 @@ export function resampleToReference(v: Volume, ref: Geometry, o: ResampleOptions
   return { data: affineEngine(v, ref, A, b, interp, outside), ...geometryOf(ref) };
 }
 
+/**
+ * The input index that each output index reads along each axis when `resampleToReference(v, ref,
+ * { interpolation: 'nearest' })` samples a volume on grid `src` (same direction, 'border'): the same
+ * taps, for callers that resample only part of a grid. Null when the directions differ.
+ */
+export function nearestIndexMaps(src: Geometry, ref: Geometry): [Int32Array, Int32Array, Int32Array] | null {
+  if (!sameDirection(src.direction, ref.direction)) return null;
+  const { A, b } = indexAffine(src, ref);
+  const tap = (a: number): Int32Array => nearestTaps({ outSize: ref.size[a]!, offset: b[a]!, scale: A[a * 3 + a]! }, src.size[a]!, true);
+  return [tap(0), tap(1), tap(2)];
+}
+
 /** Resample to `spacing` (x,y,z mm) on the grid of gridForSpacing (same origin and direction). */
 export function resampleToSpacing(v: Volume, spacing: Vec3, o: ResampleOptions = {}): Volume {
   checkVolume('resampleToSpacing', v);

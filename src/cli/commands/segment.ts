@@ -40,6 +40,9 @@ Options:
   --overlap F         automatic sliding-window overlap (default 0.25, the bundle's)
   --merge M           monai (default) or corrected (per-object components, NaN filled) Algorithm 1
   --stitch S          sum (default, MONAI) or mean for overlapping click windows
+  --click-mode M      edit (default): the point head alone, merged into the current mask by
+                      Algorithm 1 (keeps earlier edits); bundle: as MONAI's bundle, the class head
+                      runs again in each click window and the point head is merged into it
   --threads N         libtorch threads
 `;
 
@@ -60,7 +63,7 @@ function parseCli(argv: string[]): SegmentArgs {
     options: {
       model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, classes: { type: 'string' }, everything: { type: 'boolean' },
       points: { type: 'string' }, point: { type: 'string', multiple: true }, world: { type: 'boolean' }, base: { type: 'string' },
-      roi: { type: 'string' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, threads: { type: 'string' },
+      roi: { type: 'string' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, 'click-mode': { type: 'string' }, threads: { type: 'string' },
     },
     allowPositionals: true, strict: true,
   });
@@ -95,6 +98,11 @@ function parseCli(argv: string[]): SegmentArgs {
   if (v.stitch !== undefined) {
     if (v.stitch !== 'sum' && v.stitch !== 'mean') throw new MisfmError('ARGUMENT', `--stitch must be sum or mean, got '${v.stitch}'`);
     session.stitch = v.stitch;
+  }
+  const mode = v['click-mode'];
+  if (mode !== undefined) {
+    if (mode !== 'edit' && mode !== 'bundle') throw new MisfmError('ARGUMENT', `--click-mode must be edit or bundle, got '${mode}'`);
+    session.clickMode = mode;
   }
   if (v.threads !== undefined) session.threads = positiveInt('threads', v.threads);
   return { model: v.model, input: v.input, output: v.output, classes, clicks, world: v.world === true, base: v.base ?? null, session };

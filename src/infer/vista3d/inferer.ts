@@ -22,7 +22,12 @@ import { clickWindows, padToWindow, slidingWindows, windowKey, type Triple, type
 export interface InferStats { windowsComputed: number; cacheHits: number; }
 
 /** Model and (optional) feature cache for one image. */
-export interface InferContext { model: VISTA3D; cache?: FeatureCache | null; }
+export interface InferContext {
+  model: VISTA3D;
+  cache?: FeatureCache | null;
+  /** Called after each window the image encoder ran on (not for cache hits): diagnostics and tests. */
+  onEncode?: (w: Window) => void;
+}
 
 function spatial(image: Tensor): Triple {
   const s = image.shape;
@@ -45,10 +50,11 @@ function windowFeatures(ctx: InferContext, img: Tensor, w: Window, needPoint: bo
   if (hit !== undefined) { stats.cacheHits++; return { f: hit, owned: false }; }
   const crop = img.crop([null, null, [w.start[0], w.stop[0]], [w.start[1], w.stop[1]], [w.start[2], w.stop[2]]]);
   const x = crop.contiguous(); crop.dispose();
-  // Encode both branches when caching: the encoder is shared, and a later request may need the other.
-  const both = ctx.cache != null;
-  const f = ctx.model.encode(x, needPoint || both, needAuto || both); x.dispose();
+  // Only the branches asked for: a click does not pay for the class decoder. A later automatic pass
+  // over this window misses the cache (no class branch) and encodes both, replacing the entry.
+  const f = ctx.model.encode(x, needPoint, needAuto); x.dispose();
   stats.windowsComputed++;
+  ctx.onEncode?.(w);
   if (ctx.cache != null && ctx.cache.put(key, f)) return { f, owned: false };
   return { f, owned: true };
 }
@@ -136,51 +142,121 @@ export interface PointOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** A box of the (unpadded) image: start and size per axis. */
+export interface Box { start: Triple; size: Triple; }
+
+/** Click logits over the box the click windows cover, with the earlier logits it used. */
+export interface BoxLogits extends InferStats {
+  /** Bounding box of the click windows on the image (clipped to it). */
+  box: Box;
+  /** Logits over `box` (C order): NaN, or the earlier logits, where no window reached. */
+  logits: Float32Array;
+}
+
 /**
- * MONAI's point_based_window_inferer for ONE object: logits [X·Y·Z], NaN where no window reached
- * (or the prevMask value there). `points` are voxel indices of the unpadded image.
+ * MONAI's point_based_window_inferer for ONE object, computed only over the bounding box of its
+ * click windows (what `pointLogits` returns outside the box is the earlier logits or NaN, untouched
+ * by the clicks). `prev` gives the earlier logits on a box of the image (C order) when the clicks
+ * edit an earlier result. A window repeated by several clicks is run once and added as often as
+ * MONAI adds it, in MONAI's order, so the sums are the same to the bit.
  */
-export function pointLogits(ctx: InferContext, image: Tensor, points: { coords: readonly (readonly number[])[]; labels: readonly number[] }, o: PointOptions): { logits: Float32Array } & InferStats {
+export function pointLogitsInBox(ctx: InferContext, image: Tensor, points: { coords: readonly (readonly number[])[]; labels: readonly number[] },
+  o: Omit<PointOptions, 'prevMask'> & { prev?: ((box: Box) => Float32Array) | null }): BoxLogits {
   const inner = spatial(image);
   const { img, before, size, owned } = padded(image, o.roi);
   const stats: InferStats = { windowsComputed: 0, cacheHits: 0 };
   try {
     const shifted = points.coords.map((c) => [c[0]! + before[0], c[1]! + before[1], c[2]! + before[2]]);
     const prompts: PointPrompts = { coords: [shifted], labels: [[...points.labels]] };
-    const vol = size[0] * size[1] * size[2];
-    let prev: Float32Array | null = null;
-    if (o.prevMask != null) {
-      prev = new Float32Array(vol);
-      const [X, Y, Z] = inner;
-      for (let x = 0; x < X; x++) for (let y = 0; y < Y; y++) {
-        prev.set(o.prevMask.subarray((x * Y + y) * Z, (x * Y + y + 1) * Z), ((x + before[0]) * size[1] + y + before[1]) * size[2] + before[2]);
-      }
-    }
     const mean = (o.stitch ?? 'sum') === 'mean';
     const windows = clickWindows(shifted.slice(o.pointStart ?? 0), o.roi, size, o.centerOnly ?? true, o.margin ?? 5, mean);
-    const acc = new Float32Array(vol), hit = new Float32Array(vol);
+    if (windows.length === 0) return { box: { start: [0, 0, 0], size: [0, 0, 0] }, logits: new Float32Array(0), ...stats };
+    // R: the windows' bounding box on the padded grid; everything below works on R alone.
+    const rs = [0, 1, 2].map((a) => Math.min(...windows.map((w) => w.start[a]!))) as [number, number, number];
+    const re = [0, 1, 2].map((a) => Math.max(...windows.map((w) => w.stop[a]!))) as [number, number, number];
+    const rsize: Triple = [re[0] - rs[0], re[1] - rs[1], re[2] - rs[2]];
+    const rvol = rsize[0] * rsize[1] * rsize[2];
+    // The image part of R (unpadded coordinates).
+    const is = [0, 1, 2].map((a) => Math.max(rs[a]!, before[a]!) - before[a]!) as [number, number, number];
+    const ie = [0, 1, 2].map((a) => Math.min(re[a]!, before[a]! + inner[a]!) - before[a]!) as [number, number, number];
+    const box: Box = { start: is, size: [ie[0] - is[0], ie[1] - is[1], ie[2] - is[2]] };
+    let prev: Float32Array | null = null;
+    if (o.prev != null) {
+      // Padding voxels read 0, as in MONAI's padded prev_mask.
+      prev = new Float32Array(rvol);
+      const p = o.prev(box);
+      const [bx, by, bz] = box.size;
+      for (let x = 0; x < bx; x++) for (let y = 0; y < by; y++) {
+        const dst = ((x + is[0] + before[0] - rs[0]) * rsize[1] + y + is[1] + before[1] - rs[1]) * rsize[2] + is[2] + before[2] - rs[2];
+        prev.set(p.subarray((x * by + y) * bz, (x * by + y + 1) * bz), dst);
+      }
+    }
+    const local = (w: Window): Window => ({ start: [w.start[0] - rs[0], w.start[1] - rs[1], w.start[2] - rs[2]], stop: [w.stop[0] - rs[0], w.stop[1] - rs[1], w.stop[2] - rs[2]] });
+    const acc = new Float32Array(rvol), hit = new Float32Array(rvol);
     const ones = new Float32Array(o.roi[0] * o.roi[1] * o.roi[2]).fill(1);
     const cls = o.classVector ?? null;
+    const uses = new Map<string, number>();
+    for (const w of windows) uses.set(windowKey(w), (uses.get(windowKey(w)) ?? 0) + 1);
+    const memo = new Map<string, Float32Array>();
     windows.forEach((w, i) => {
-      noGrad(() => {
-        const { f, owned: mine } = windowFeatures(ctx, img, w, true, cls !== null, stats);
-        try {
-          const t = ctx.model.decodeHeads(f, {
-            classVector: cls, points: prompts, promptClass: o.promptClass ?? null, patch: w,
-            prevMask: prev === null ? null : { data: prev, count: 1, shape: size }, mergeMode: o.mergeMode ?? 'monai', strictInside: o.strictInside ?? true,
-          });
-          const d = t.dataF32(); t.dispose();
-          addWindow(acc, size, w, d, null, 1);
-          if (mean) addWindow(hit, size, w, ones, null, 1);
-          else markWindow(hit, size, w);
-        } finally { if (mine) disposeFeatures(f); }
-      });
+      const key = windowKey(w);
+      let d = memo.get(key);
+      if (d === undefined) {
+        d = noGrad(() => {
+          const { f, owned: mine } = windowFeatures(ctx, img, w, true, cls !== null, stats);
+          try {
+            const t = ctx.model.decodeHeads(f, {
+              classVector: cls, points: prompts, promptClass: o.promptClass ?? null, patch: w,
+              prevMask: prev === null ? null : { data: prev, count: 1, shape: rsize, start: rs }, mergeMode: o.mergeMode ?? 'monai', strictInside: o.strictInside ?? true,
+            });
+            try { return t.dataF32(); } finally { t.dispose(); }
+          } finally { if (mine) disposeFeatures(f); }
+        });
+      }
+      const left = uses.get(key)! - 1;
+      uses.set(key, left);
+      if (left > 0) memo.set(key, d); else memo.delete(key);
+      const lw = local(w);
+      addWindow(acc, rsize, lw, d, null, 1);
+      if (mean) addWindow(hit, rsize, lw, ones, null, 1);
+      else markWindow(hit, rsize, lw);
       o.onProgress?.(i + 1, windows.length);
     });
-    const out = new Float32Array(vol);
-    for (let j = 0; j < vol; j++) out[j] = hit[j] === 0 && prev !== null ? prev[j]! : acc[j]! / hit[j]!;
-    return { logits: unpad(out, 1, size, before, inner), ...stats };
+    const out = new Float32Array(rvol);
+    for (let j = 0; j < rvol; j++) out[j] = hit[j] === 0 && prev !== null ? prev[j]! : acc[j]! / hit[j]!;
+    const rb = [is[0] + before[0] - rs[0], is[1] + before[1] - rs[1], is[2] + before[2] - rs[2]];
+    return { box, logits: unpad(out, 1, rsize, rb, box.size), ...stats };
   } finally { if (owned) img.dispose(); }
+}
+
+/** The box `b` of a C-order volume of `size`. */
+export function cropBox(data: Float32Array, size: Triple, b: Box): Float32Array {
+  const [, Y, Z] = size;
+  const [bx, by, bz] = b.size;
+  const out = new Float32Array(bx * by * bz);
+  for (let x = 0; x < bx; x++) for (let y = 0; y < by; y++) {
+    const src = ((x + b.start[0]) * Y + y + b.start[1]) * Z + b.start[2];
+    out.set(data.subarray(src, src + bz), (x * by + y) * bz);
+  }
+  return out;
+}
+
+/**
+ * MONAI's point_based_window_inferer for ONE object: logits [X·Y·Z], NaN where no window reached
+ * (or the prevMask value there). `points` are voxel indices of the unpadded image.
+ */
+export function pointLogits(ctx: InferContext, image: Tensor, points: { coords: readonly (readonly number[])[]; labels: readonly number[] }, o: PointOptions): { logits: Float32Array } & InferStats {
+  const inner = spatial(image);
+  const pm = o.prevMask ?? null;
+  if (pm !== null && pm.length !== inner[0] * inner[1] * inner[2]) throw new MisfmError('ARGUMENT', `VISTA3D click inference: prevMask has ${pm.length} voxels, the image ${inner.join('x')}`);
+  const r = pointLogitsInBox(ctx, image, points, { ...o, prev: pm === null ? null : (b) => cropBox(pm, inner, b) });
+  const out = pm !== null ? pm.slice() : new Float32Array(inner[0] * inner[1] * inner[2]).fill(Number.NaN);
+  const [, Y, Z] = inner;
+  const [bx, by, bz] = r.box.size;
+  for (let x = 0; x < bx; x++) for (let y = 0; y < by; y++) {
+    out.set(r.logits.subarray((x * by + y) * bz, (x * by + y + 1) * bz), ((x + r.box.start[0]) * Y + y + r.box.start[1]) * Z + r.box.start[2]);
+  }
+  return { logits: out, windowsComputed: r.windowsComputed, cacheHits: r.cacheHits };
 }
 
 function markWindow(m: Float32Array, size: Triple, w: Window): void {

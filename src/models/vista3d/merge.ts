@@ -37,6 +37,78 @@ export function probAboveHalf(x: Float32Array, nanAs = -9999): Uint8Array {
 }
 
 /**
+ * Flood fill over a stack of B binary [H,W,D] volumes with labelStack's connectivity. `tags`
+ * (0 = not reached) is written with `tag` over the component of `seed`; returns its voxels (stacked
+ * linear indices) in `buf` positions [from, returned end). Interior voxels skip the bounds tests.
+ */
+class Flood {
+  readonly vol: number;
+  readonly #d: Int32Array; readonly #db: Int8Array; readonly #dx: Int8Array; readonly #dy: Int8Array; readonly #dz: Int8Array;
+  readonly #stackedB: boolean;
+  buf = new Int32Array(1 << 14);
+
+  constructor(readonly mask: Uint8Array, readonly count: number, readonly shape: readonly [number, number, number], mode: 'stacked' | 'per-object') {
+    const [H, W, D] = shape;
+    this.vol = H * W * D;
+    const o: number[][] = [];
+    for (let db = -1; db <= 1; db++) for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) for (let dz = -1; dz <= 1; dz++) {
+      const nz = (db !== 0 ? 1 : 0) + (dx !== 0 ? 1 : 0) + (dy !== 0 ? 1 : 0) + (dz !== 0 ? 1 : 0);
+      if (nz === 0 || nz > 3) continue;
+      // Offsets across objects exist only in stacked mode, and never reach a neighbour with one object.
+      if (db !== 0 && (mode === 'per-object' || count === 1)) continue;
+      o.push([db, dx, dy, dz]);
+    }
+    this.#db = Int8Array.from(o.map((v) => v[0]!)); this.#dx = Int8Array.from(o.map((v) => v[1]!));
+    this.#dy = Int8Array.from(o.map((v) => v[2]!)); this.#dz = Int8Array.from(o.map((v) => v[3]!));
+    this.#d = Int32Array.from(o.map(([db, dx, dy, dz]) => db! * this.vol + (dx! * W + dy!) * D + dz!));
+    this.#stackedB = this.#db.some((v) => v !== 0);
+  }
+
+  /** Tag the component of `seed` (mask 1, untagged); its voxels go to buf[from..end). Returns end. */
+  fill(tags: Int32Array, tag: number, seed: number, from: number): number {
+    const [H, W, D] = this.shape;
+    const { vol, mask, count } = this;
+    const WD = W * D;
+    const d = this.#d, db = this.#db, dx = this.#dx, dy = this.#dy, dz = this.#dz, n = d.length;
+    const stackedB = this.#stackedB;
+    // buf[from..end) holds the component; voxels from `head` on are still to be expanded.
+    let end = from, head = from;
+    let buf = this.buf;
+    const grow = (): void => { const b2 = new Int32Array(buf.length * 2); b2.set(buf); buf = b2; this.buf = b2; };
+    tags[seed] = tag;
+    if (end === buf.length) grow();
+    buf[end++] = seed;
+    while (head < end) {
+      const p = buf[head++]!;
+      const b = Math.floor(p / vol); let r = p - b * vol;
+      const x = Math.floor(r / WD); r -= x * WD;
+      const y = Math.floor(r / D), z = r - y * D;
+      const interior = x > 0 && x < H - 1 && y > 0 && y < W - 1 && z > 0 && z < D - 1 && (!stackedB || (b > 0 && b < count - 1));
+      if (interior) {
+        for (let k = 0; k < n; k++) {
+          const q = p + d[k]!;
+          if (mask[q] === 0 || tags[q] !== 0) continue;
+          tags[q] = tag;
+          if (end === buf.length) grow();
+          buf[end++] = q;
+        }
+      } else {
+        for (let k = 0; k < n; k++) {
+          const bb = b + db[k]!, xx = x + dx[k]!, yy = y + dy[k]!, zz = z + dz[k]!;
+          if (bb < 0 || bb >= count || xx < 0 || xx >= H || yy < 0 || yy >= W || zz < 0 || zz >= D) continue;
+          const q = p + d[k]!;
+          if (mask[q] === 0 || tags[q] !== 0) continue;
+          tags[q] = tag;
+          if (end === buf.length) grow();
+          buf[end++] = q;
+        }
+      }
+    }
+    return end;
+  }
+}
+
+/**
  * Connected components of a stack of B binary [H,W,D] volumes, ids in raster order of their first
  * voxel (skimage's numbering). 'stacked': the 4-D array (b,x,y,z) with neighbours differing in at
  * most 3 axes (skimage connectivity 3 on [B,1,H,W,D]); 'per-object': 26-connectivity within each b.
@@ -45,37 +117,12 @@ export function labelStack(mask: Uint8Array, count: number, shape: readonly [num
   const [H, W, D] = shape;
   const vol = H * W * D;
   if (mask.length !== count * vol) throw new MisfmError('ARGUMENT', `labelStack: ${mask.length} voxels do not fill ${count}x${H}x${W}x${D}`);
-  const offs: number[][] = [];
-  for (let db = -1; db <= 1; db++) for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) for (let dz = -1; dz <= 1; dz++) {
-    const nz = (db !== 0 ? 1 : 0) + (dx !== 0 ? 1 : 0) + (dy !== 0 ? 1 : 0) + (dz !== 0 ? 1 : 0);
-    if (nz === 0 || nz > 3) continue;
-    if (mode === 'per-object' && db !== 0) continue;
-    offs.push([db, dx, dy, dz]);
-  }
+  const flood = new Flood(mask, count, shape, mode);
   const ids = new Int32Array(mask.length);
   let next = 0;
-  let stack = new Int32Array(1 << 14);
   for (let seed = 0; seed < mask.length; seed++) {
     if (mask[seed] === 0 || ids[seed] !== 0) continue;
-    const id = ++next;
-    ids[seed] = id;
-    let top = 0;
-    stack[top++] = seed;
-    while (top > 0) {
-      const p = stack[--top]!;
-      const b = Math.floor(p / vol); let r = p - b * vol;
-      const x = Math.floor(r / (W * D)); r -= x * W * D;
-      const y = Math.floor(r / D), z = r - y * D;
-      for (const [db, dx, dy, dz] of offs) {
-        const bb = b + db!, xx = x + dx!, yy = y + dy!, zz = z + dz!;
-        if (bb < 0 || bb >= count || xx < 0 || xx >= H || yy < 0 || yy >= W || zz < 0 || zz >= D) continue;
-        const q = bb * vol + (xx * W + yy) * D + zz;
-        if (mask[q] === 0 || ids[q] !== 0) continue;
-        ids[q] = id;
-        if (top === stack.length) { const s2 = new Int32Array(stack.length * 2); s2.set(stack); stack = s2; }
-        stack[top++] = q;
-      }
-    }
+    flood.fill(ids, ++next, seed, 0);
   }
   return ids;
 }
@@ -96,25 +143,45 @@ export function keepMergeComponentsWithPoints(diffPos: Uint8Array, diffNeg: Uint
   const [H, W, D] = shape;
   const vol = H * W * D;
   const how = mode === 'monai' ? 'stacked' : 'per-object';
-  const lp = labelStack(diffPos, count, shape, how), ln = labelStack(diffNeg, count, shape, how);
+  if (diffPos.length !== count * vol || diffNeg.length !== count * vol) throw new MisfmError('ARGUMENT', `Algorithm 1: candidate masks of ${diffPos.length} and ${diffNeg.length} voxels do not fill ${count}x${H}x${W}x${D}`);
+  // Only the components near the clicks are labelled (labelStack would label the whole window):
+  // skimage's ids follow the raster order of a component's first voxel, so "the largest id" is the
+  // component whose smallest voxel index is largest, found by filling the candidates alone.
+  const sides = [{ mask: diffPos, flood: new Flood(diffPos, count, shape, how) }, { mask: diffNeg, flood: new Flood(diffNeg, count, shape, how) }]
+    .map((c) => ({ ...c, tags: new Int32Array(count * vol), first: [0], start: [0], end: [0], used: 0 }));
+  /** Tag (1-based) of the component of voxel q of side s, filling it on first use. */
+  const componentOf = (s: (typeof sides)[number], q: number): number => {
+    if (s.tags[q] !== 0) return s.tags[q]!;
+    const tag = s.first.length;
+    const end = s.flood.fill(s.tags, tag, q, s.used);
+    let lo = q;
+    for (let i = s.used; i < end; i++) if (s.flood.buf[i]! < lo) lo = s.flood.buf[i]!;
+    s.first.push(lo); s.start.push(s.used); s.end.push(end);
+    s.used = end;
+    return tag;
+  };
   const out = new Uint8Array(count * vol);
   for (let b = 0; b < count; b++) {
     const pts = coords[b] ?? [];
     for (let i = 0; i < pts.length; i++) {
       const l = labels[b]![i]!;
-      const lab = l === 1 || l === 3 ? lp : l === 0 || l === 2 ? ln : null;
-      if (lab === null) continue;
+      const s = l === 1 || l === 3 ? sides[0]! : l === 0 || l === 2 ? sides[1]! : null;
+      if (s === null) continue;
       const [px, py, pz] = pts[i]!.map(roundHalfEven) as [number, number, number];
       for (let m = 0; m < margins; m++) {
-        let best = 0;
+        let best = 0, bestFirst = -1;
         for (let x = Math.max(px - m, 0); x < Math.min(px + m + 1, H); x++) for (let y = Math.max(py - m, 0); y < Math.min(py + m + 1, W); y++) {
           for (let z = Math.max(pz - m, 0); z < Math.min(pz + m + 1, D); z++) {
-            const v = lab[b * vol + (x * W + y) * D + z]!;
-            if (v > best) best = v;
+            const q = b * vol + (x * W + y) * D + z;
+            if (s.mask[q] === 0) continue;
+            const t = componentOf(s, q);
+            if (s.first[t]! > bestFirst) { best = t; bestFirst = s.first[t]!; }
           }
         }
         if (best > 0) {
-          for (let j = 0; j < vol; j++) if (lab[b * vol + j] === best) out[b * vol + j] = 1;
+          // In stacked mode a component can span objects: only its part in object b is kept.
+          const buf = s.flood.buf;
+          for (let k = s.start[best]!; k < s.end[best]!; k++) { const q = buf[k]!; if (q >= b * vol && q < (b + 1) * vol) out[q] = 1; }
           break;
         }
       }

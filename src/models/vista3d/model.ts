@@ -35,8 +35,11 @@ export interface Vista3dPrompts {
   promptClass?: readonly number[] | null;
   /** This input is the window `patch` of a larger image (sliding-window / click inference). */
   patch?: PatchCoords | null;
-  /** Earlier logits of the whole image ([B] objects over `prevShape`), used in the point-only branch with `patch`. */
-  prevMask?: { data: Float32Array; count: number; shape: Triple } | null;
+  /**
+   * Earlier logits ([B] objects over `shape`), used in the point-only branch with `patch`: of the
+   * whole image, or of a box of it that holds the patch and starts at `start` (default the origin).
+   */
+  prevMask?: { data: Float32Array; count: number; shape: Triple; start?: Triple } | null;
   /** gaussian_combine radius (default min(H,W,D)//5). */
   radius?: number;
   /** Algorithm 1 variant (default 'monai'). */
@@ -186,14 +189,16 @@ export class VISTA3D extends Module {
     const pts = plan.points!;
     const pl = this.pointLogits(f, pts, plan.promptClass, tap);
     const b = pl.dataF32(); pl.dispose();
-    const all = new Float32Array(plan.bs * vol).fill(NINF_VALUE);
-    const mapped = plan.mapping.flatMap((m, i) => (m ? [i] : []));
-    mapped.forEach((o, i) => all.set(b.subarray(i * vol, (i + 1) * vol), o * vol));
     if (p.prevMask != null && p.patch != null) {
-      const prev = cropObjects(p.prevMask, p.patch, size);
+      const o = p.prevMask.start ?? [0, 0, 0];
+      const at: PatchCoords = { start: [p.patch.start[0] - o[0], p.patch.start[1] - o[1], p.patch.start[2] - o[2]], stop: [p.patch.stop[0] - o[0], p.patch.stop[1] - o[1], p.patch.stop[2] - o[2]] };
+      const prev = cropObjects(p.prevMask, at, size);
       const merged = connectedComponentsCombine({ data: prev, count: p.prevMask.count, shape: size }, b, pts.coords, pts.labels, plan.mapping, mode);
       return fromTypedArray(merged, [p.prevMask.count, 1, ...size]);
     }
+    const all = new Float32Array(plan.bs * vol).fill(NINF_VALUE);
+    const mapped = plan.mapping.flatMap((m, i) => (m ? [i] : []));
+    mapped.forEach((o, i) => all.set(b.subarray(i * vol, (i + 1) * vol), o * vol));
     return fromTypedArray(all, [plan.bs, 1, ...size]);
   }
 }
