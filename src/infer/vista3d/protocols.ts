@@ -81,9 +81,10 @@ const clickLabel = (cls: number, positive: boolean): number => (positive ? 1 : 0
 
 /**
  * The centre click of the larger error region of `pred` (logits, > 0 is foreground) against
- * `labels == cls`: positive on false negatives, negative on false positives; null when perfect.
+ * `labels == cls`: positive on false negatives, negative on false positives; null when perfect
+ * (or when the region holds only `exclude`d voxels, the clicks placed before).
  */
-export function correctiveClick(pred: Float32Array, offset: number, labels: ArrayLike<number>, cls: number, shape: Triple): { coord: number[]; positive: boolean } | null {
+export function correctiveClick(pred: Float32Array, offset: number, labels: ArrayLike<number>, cls: number, shape: Triple, exclude: readonly (readonly number[])[] = []): { coord: number[]; positive: boolean } | null {
   const n = labels.length;
   const err = new Uint8Array(n);
   let fn = 0, fp = 0;
@@ -97,6 +98,9 @@ export function correctiveClick(pred: Float32Array, offset: number, labels: Arra
     const p = pred[offset + j]! > 0, g = labels[j] === cls;
     err[j] = positive ? (g && !p ? 1 : 0) : (!g && p ? 1 : 0);
   }
+  // Voxels clicked before are not clicked again (an unchanged error region would repeat the click).
+  for (const e of exclude) err[(e[0]! * shape[1] + e[1]!) * shape[2] + e[2]!] = 0;
+  if (!err.includes(1)) return null;
   const c = sampleCentrePoints(err, shape, [1]);
   return { coord: [...c.coords[0]![0]!], positive };
 }
@@ -191,7 +195,7 @@ export function zeroShotClicks(model: VISTA3D, image: Tensor, labels: ArrayLike<
     dice.push(diceOf(r.logits, gt, 1));
     o.onProgress?.('clicks', n, maxClicks);
     if (n === maxClicks) break;
-    const next = correctiveClick(r.logits, 0, gt, 1, size);
+    const next = correctiveClick(r.logits, 0, gt, 1, size, clicks.map((c) => c.coord));
     if (next === null) { for (let k = n + 1; k <= maxClicks; k++) dice.push(dice[dice.length - 1]!); break; }
     clicks.push(next);
   }
