@@ -24,9 +24,10 @@
 # 1-4; one iteration = one click round = one optimizer step), SPACING (3: mm, isotropic),
 # HELD_OUT (spleen), CLICKS (5), THREADS (2), SEED (0), VALID_EVERY (500), LR (1e-3), VALIDATE (1;
 # 0 skips the whole-volume validation of each stage, for smoke runs).
-# Time (measured in the smoke run on a shared 2-core machine, see docs/results/vista3d-real.md):
-# about 2-4 s per iteration for stages 1-2 and 1-2 s for stages 3-4, so the defaults take roughly
-# 2-3 hours on an idle 2-core machine, plus about 10 minutes of evaluation. The labels are
+# Time (rough; measured only on a loaded shared 2-core machine, see docs/results/vista3d-real.md):
+# a stage-1 iteration (4 prompts, 64^3) costs about 4-5 s of one core once warm, stages 3-4 less,
+# so the defaults should take about 3-3.5 hours on an idle 2-core machine (stages 1-2 ~2.2 h,
+# 3-4 ~1 h), plus 10-20 minutes of evaluation at 3 mm. The labels are
 # TotalSegmentator model outputs, and one training case and one test case make this a
 # demonstration, not a benchmark.
 set -euo pipefail
