@@ -21,6 +21,14 @@ check_shared() {
   done
 }
 
+# stage_labelled: links the labelled abdomen CT 01 (image and TotalSegmentator labels) under
+# $OUT/data/labelled/{images,labels}.
+stage_labelled() {
+  mkdir -p "$OUT/data/labelled/images" "$OUT/data/labelled/labels"
+  ln -sfn "$SHARED/01_totalseg_abdomen_ct/ct.nii.gz" "$OUT/data/labelled/images/abdomen01.nii.gz"
+  ln -sfn "$SHARED/01_totalseg_abdomen_ct/labels_total_fast.nii.gz" "$OUT/data/labelled/labels/abdomen01.nii.gz"
+}
+
 # stage_and_prepare: links the unlabelled CTs (01, 03, 04) and the labelled abdomen CT 01 under
 # $OUT/data, and prepares both at 2 mm into $OUT/cache-unlabelled and $OUT/cache-labelled.
 stage_and_prepare() {
@@ -29,8 +37,7 @@ stage_and_prepare() {
   ln -sfn "$SHARED/01_totalseg_abdomen_ct/ct.nii.gz" "$OUT/data/unlabelled/abdomen01.nii.gz"
   ln -sfn "$SHARED/03_totalseg_chest_cta/ct.nii.gz" "$OUT/data/unlabelled/cta03.nii.gz"
   ln -sfn "$SHARED/04_invesalius_head_ct/ct.nii.gz" "$OUT/data/unlabelled/head04.nii.gz"
-  ln -sfn "$SHARED/01_totalseg_abdomen_ct/ct.nii.gz" "$OUT/data/labelled/images/abdomen01.nii.gz"
-  ln -sfn "$SHARED/01_totalseg_abdomen_ct/labels_total_fast.nii.gz" "$OUT/data/labelled/labels/abdomen01.nii.gz"
+  stage_labelled
   echo "== prepare (2 mm isotropic, LPS)"
   misfm prepare "$OUT/data/unlabelled" --out "$OUT/cache-unlabelled" --spacing 2,2,2 --quiet
   misfm prepare "$OUT/data/labelled/images" --labels "$OUT/data/labelled/labels" --out "$OUT/cache-labelled" --spacing 2,2,2 --quiet

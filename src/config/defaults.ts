@@ -7,6 +7,11 @@ import { ConfigError } from '../util/errors.js';
 import type { PresetName, RunConfig } from './types.js';
 import { PRESETS } from './types.js';
 import { suggest } from '../models/config.js';
+import { resolveVista3dOptions, VISTA3D_PRESETS } from '../models/vista3d/options.js';
+import { defaultVista3dRecipe } from './vista3d.js';
+
+/** The bundle's intensity window (HU) mapped to [0, 1] (spec §7.1; the same as infer/vista3d/session.ts). */
+export const VISTA3D_HU_WINDOW: readonly [number, number] = [-963.8247715525971, 1053.678477684517];
 
 /** The paper's Volume Fusion pretraining of PCT-Net (spec 1.1, 1.4, 2.1-2.3, 3.2). */
 const PAPER: RunConfig = {
@@ -179,11 +184,46 @@ function smallFinetune(): RunConfig {
   return c;
 }
 
+/**
+ * A CPU-scale VISTA3D (spec §12; misfm): the fixture's network (F 8, E 16, 4 levels) on 64³
+ * patches, batch 1, the bundle's HU window, no flips (left/right classes), AdamW with a cosine
+ * schedule. The research configs fine-tune at lr 2e-5; training from scratch needs more (1e-3
+ * here, misfm's choice). Stage 1 by default; the recipe is the `vista3d` section.
+ */
+function vista3dSmall(): RunConfig {
+  const c = smallFinetune();
+  c.model = { name: 'vista3d', ...resolveVista3dOptions(VISTA3D_PRESETS['vista3d-small']!), classNum: 133 };
+  c.data.patchSize = [64, 64, 64];
+  c.data.batchSize = 1;
+  c.data.intensity = { kind: 'ct-window', window: [...VISTA3D_HU_WINDOW] as [number, number] }; // spec §7.1
+  c.data.flipProbability = 0;
+  c.data.flips = { depth: false, height: false, width: false };
+  c.training.optimizer = 'adamw';              // spec §10.4
+  c.training.lr = 1e-3;
+  c.training.weightDecay = 1e-5;               // spec §10.4
+  c.training.scheduler.kind = 'cosine';        // spec §10.4: WarmupCosine without warmup
+  c.training.scheduler.unit = 'iteration';
+  c.training.deepSupervision = { enabled: false, weights: [1] };
+  c.training.seed = 0;                         // spec §10.4
+  c.training.iterations = 500;
+  c.training.validEvery = 100;
+  c.training.saveEvery = 50;
+  c.training.earlyStopPatience = null;
+  c.training.initCheckpoint = null;
+  c.inference.window = [64, 64, 64];
+  c.inference.overlap = 0.25;                  // spec §7.3: the bundle's automatic window
+  c.inference.blend = 'constant';
+  c.output.dir = 'runs/vista3d-small';
+  c.vista3d = defaultVista3dRecipe();
+  return c;
+}
+
 const BUILDERS: Readonly<Record<PresetName, () => RunConfig>> = {
   paper: () => structuredClone(PAPER),
   'paper-finetune': paperFinetune,
   small,
   'small-finetune': smallFinetune,
+  'vista3d-small': vista3dSmall,
 };
 
 /** A fresh copy of a preset ('paper' = the defaults). An unknown name is a ConfigError on `preset`. */

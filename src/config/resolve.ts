@@ -54,7 +54,8 @@ function mergeValue(base: unknown, patch: unknown, path: string, explicit: Set<s
   let start: Obj = structuredClone(base);
   if (path === 'model' && patch['name'] !== undefined && patch['name'] !== base['name']) {
     start = {};
-    for (const k of MODEL_CARRY) if (k in base) start[k] = base[k];
+    // VISTA3D's class count is its class table's, never another network's head size.
+    for (const k of MODEL_CARRY) if (k in base && !(patch['name'] === 'vista3d' && k !== 'inChannels')) start[k] = base[k];
   } else if (path === 'data.intensity' && patch['kind'] !== undefined && patch['kind'] !== base['kind']) {
     start = {};
   }

@@ -4,6 +4,7 @@
  * output). Spatial triples are always (D, H, W), matching NCDHW tensors.
  */
 import type { ResolvedModelConfig } from '../models/config.js';
+import type { Vista3dRecipe } from './vista3d.js';
 
 /** (D, H, W). */
 export type Triple = [number, number, number];
@@ -301,9 +302,11 @@ export interface RunConfig {
   training: TrainingConfig;
   inference: InferenceConfig;
   output: OutputConfig;
+  /** VISTA3D's training recipe (config/vista3d.ts); present exactly when model.name is 'vista3d'. */
+  vista3d?: Vista3dRecipe;
 }
 
-export const PRESETS = ['paper', 'paper-finetune', 'small', 'small-finetune'] as const;
+export const PRESETS = ['paper', 'paper-finetune', 'small', 'small-finetune', 'vista3d-small'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
 /** A config as written in a file: any subset of RunConfig, plus the preset it starts from. */

@@ -16,9 +16,12 @@ import {
 } from './types.js';
 import type { AugmentOp, AugmentSpec } from '../data/augment.js';
 import { pretextClassNum } from './derive.js';
+import { checkVista3dRecipe } from './vista3d.js';
 
 /** Top-level keys of a run config. */
 export const TOP_KEYS = ['task', 'model', 'data', 'ssl', 'training', 'inference', 'output'] as const;
+/** Top-level keys that only some configs have (filled in when their model needs them). */
+export const OPTIONAL_TOP_KEYS = ['vista3d'] as const;
 
 const positive = num({ min: 0, minExclusive: true });
 const nonNeg = num({ min: 0 });
@@ -206,7 +209,8 @@ const sameTriple = (a: readonly number[], b: readonly number[]): boolean => a.le
 export function validateRunConfig(raw: unknown): RunConfig {
   if (!isPlainObject(raw)) throw new ConfigError('config', `must be an object with sections ${TOP_KEYS.join(', ')}, got ${show(raw)}`);
   for (const k of Object.keys(raw)) {
-    if (!(TOP_KEYS as readonly string[]).includes(k)) fail(k, `unknown key${suggest(k, TOP_KEYS)}; allowed top-level keys: ${TOP_KEYS.join(', ')}`);
+    const known = [...TOP_KEYS, ...OPTIONAL_TOP_KEYS];
+    if (!(known as readonly string[]).includes(k)) fail(k, `unknown key${suggest(k, known)}; allowed top-level keys: ${known.join(', ')}`);
   }
   for (const k of TOP_KEYS) if (!(k in raw)) fail(k, 'is required');
   const task = oneOf(TASKS)(raw['task'], 'task');
@@ -246,6 +250,7 @@ export function validateRunConfig(raw: unknown): RunConfig {
     }
     // A batch of 1 is allowed: its foreground is drawn from a second scan (never the scan itself).
   }
+  if (model.name === 'vista3d' && d.labels !== null) fail('data.labels', 'does not apply to VISTA3D: its labels map onto the class table through vista3d.labelTable / vista3d.labelMap; set data.labels to null');
   if (d.labels !== null && model.classNum !== d.labels.values.length + 1) {
     fail('model.classNum', `must be ${d.labels.values.length + 1} (background + the ${d.labels.values.length} classes of data.labels), got ${model.classNum}`);
   }
@@ -255,5 +260,17 @@ export function validateRunConfig(raw: unknown): RunConfig {
   if (t.classWeights !== null && t.classWeights.length !== model.classNum) {
     fail('training.classWeights', `must have model.classNum = ${model.classNum} values, got ${t.classWeights.length}: ${show(t.classWeights)}`);
   }
+  if (model.name === 'vista3d') {
+    const v = checkVista3dRecipe(raw['vista3d'], 'vista3d', model.nClasses);
+    if (task !== 'finetune') fail('task', `VISTA3D trains with misfm train (task 'finetune'), got '${task}'`);
+    if (d.batchSize !== 1) fail('data.batchSize', `must be 1 for VISTA3D (one patch per step, as the research configs), got ${d.batchSize}`);
+    if (d.intensity.kind !== 'ct-window') fail('data.intensity', `VISTA3D needs a CT window (mapped to [0, 1] as the bundle does), got ${show(d.intensity)}`);
+    const div = 2 ** (model.blocksDown.length - 1);
+    for (const [k, tr] of [['data.patchSize', d.patchSize], ['inference.window', inf.window]] as const) {
+      if (tr.some((x) => x % Math.max(2, div) !== 0)) fail(k, `${show(tr)} must be a multiple of ${Math.max(2, div)} on every axis for this VISTA3D (2^(levels-1))`);
+    }
+    return { task, model, data: d, ssl: s, training: t, inference: inf, output: out, vista3d: v };
+  }
+  if (raw['vista3d'] !== undefined && raw['vista3d'] !== null) fail('vista3d', `only applies to model.name 'vista3d' (model.name is '${model.name}')`);
   return { task, model, data: d, ssl: s, training: t, inference: inf, output: out };
 }

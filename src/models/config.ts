@@ -8,22 +8,29 @@ import { resolvePCTNetOptions, type PCTNetOptions, type ResolvedPCTNetOptions } 
 import { resolveUNet3DOptions, type UNet3DOptions, type ResolvedUNet3DOptions } from './unet3d.js';
 import { resolveFMUNetOptions, type FMUNetOptions, type ResolvedFMUNetOptions } from './fmunet.js';
 import { resolveSwinUNETROptions, SWIN_UNETR_KEYS, type SwinUNETROptions, type ResolvedSwinUNETROptions } from './swin-unetr/options.js';
+import { resolveVista3dOptions, VISTA3D_KEYS, type Vista3dOptions, type ResolvedVista3dOptions } from './vista3d/options.js';
 
 export type PCTNetConfig = { name: 'pctnet' } & PCTNetOptions;
 export type UNet3DConfig = { name: 'unet3d' } & UNet3DOptions;
 export type FMUNetConfig = { name: 'fmunet' } & FMUNetOptions;
 export type SwinUNETRConfig = { name: 'swinunetr' } & SwinUNETROptions;
+/**
+ * VISTA3D (promptable; trained by src/train/vista3d/). `classNum` is the size of its class table
+ * (background + supported classes = lastSupported + 1, the research configs' output_classes 133).
+ */
+export type Vista3dModelConfig = { name: 'vista3d'; classNum?: number } & Vista3dOptions;
 /** What a config file or preset holds; omitted keys take each network's defaults. */
-export type ModelConfig = PCTNetConfig | UNet3DConfig | FMUNetConfig | SwinUNETRConfig;
+export type ModelConfig = PCTNetConfig | UNet3DConfig | FMUNetConfig | SwinUNETRConfig | Vista3dModelConfig;
 
 /** A config with every default filled in (what a trained model records). */
 export type ResolvedModelConfig =
   | ({ name: 'pctnet' } & ResolvedPCTNetOptions)
   | ({ name: 'unet3d' } & ResolvedUNet3DOptions)
   | ({ name: 'fmunet' } & ResolvedFMUNetOptions)
-  | ({ name: 'swinunetr' } & ResolvedSwinUNETROptions);
+  | ({ name: 'swinunetr' } & ResolvedSwinUNETROptions)
+  | ({ name: 'vista3d'; classNum: number } & ResolvedVista3dOptions);
 
-export const MODEL_NAMES = ['pctnet', 'unet3d', 'fmunet', 'swinunetr'] as const;
+export const MODEL_NAMES = ['pctnet', 'unet3d', 'fmunet', 'swinunetr', 'vista3d'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 const KEYS: Readonly<Record<ModelName, readonly string[]>> = {
@@ -31,6 +38,7 @@ const KEYS: Readonly<Record<ModelName, readonly string[]>> = {
   unet3d: ['inChannels', 'classNum', 'featureChns', 'dropout', 'upMode', 'normType', 'multiscalePred', 'initialization'],
   fmunet: ['inChannels', 'classNum', 'featureChns', 'dropout', 'resMode', 'depth', 'multiscalePred', 'initialization'],
   swinunetr: SWIN_UNETR_KEYS,
+  vista3d: [...VISTA3D_KEYS, 'classNum'],
 };
 
 function editDistance(a: string, b: string): number {
@@ -74,6 +82,14 @@ export function resolveModelConfig(raw: unknown, path = 'network'): ResolvedMode
     case 'unet3d': return { name: n, ...resolveUNet3DOptions(obj as unknown as UNet3DOptions, p) };
     case 'fmunet': return { name: n, ...resolveFMUNetOptions(obj as unknown as FMUNetOptions, p) };
     case 'swinunetr': return { name: n, ...resolveSwinUNETROptions(obj as unknown as SwinUNETROptions, p) };
+    case 'vista3d': {
+      const { classNum, ...rest } = obj;
+      const r = resolveVista3dOptions(rest as Vista3dOptions, p);
+      if (classNum !== undefined && classNum !== r.lastSupported + 1) {
+        throw new ConfigError(`${p}classNum`, `is VISTA3D's class-table size, lastSupported + 1 = ${r.lastSupported + 1}; got ${JSON.stringify(classNum)} (leave it out)`);
+      }
+      return { name: n, classNum: r.lastSupported + 1, ...r };
+    }
   }
 }
 

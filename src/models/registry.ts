@@ -60,6 +60,7 @@ export function createModel(config: ModelConfig | ResolvedModelConfig | unknown)
     case 'unet3d': return new UNet3D(c);
     case 'fmunet': return new FMUNet(c);
     case 'swinunetr': return new SwinUNETR(c);
+    case 'vista3d': throw new MisfmError('CONFIG', 'VISTA3D is promptable, not a plain segmentation network: build it with createVista3d (misfm train trains it with its own task)');
   }
 }
 

@@ -35,8 +35,8 @@ export function cachePathFor(data: readonly string[], runDir: string): string {
  * Use `data` as a cache when it has a manifest; otherwise prepare it into RUN/cache at `spacing`
  * (data.spacing: the dataset plan's by default), and say which spacing that is.
  */
-export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string; spacing?: SpacingSetting } = {}): Promise<string> {
-  const { spacing = 'plan', ...discover } = opts;
+export async function ensureCache(data: string[], runDir: string, log: (l: string) => void, opts: { labels?: string; csv?: string; spacing?: SpacingSetting; reorient?: string } = {}): Promise<string> {
+  const { spacing = 'plan', reorient, ...discover } = opts;
   if (data.length === 1 && existsSync(path.join(data[0]!, 'manifest.json'))) {
     const cached = cacheSpacing(data[0]!);
     if (Array.isArray(spacing) && JSON.stringify(cached) !== JSON.stringify(spacing)) {
@@ -46,7 +46,7 @@ export async function ensureCache(data: string[], runDir: string, log: (l: strin
   }
   const cache = path.join(runDir, 'cache');
   log(`preparing ${data.join(', ')} into ${cache}`);
-  const r = await prepare(data, cache, { ...discover, preprocess: { spacing } });
+  const r = await prepare(data, cache, { ...discover, preprocess: { spacing, ...(reorient !== undefined ? { reorient } : {}) } });
   for (const f of r.report.failures) log(`  skipped ${f.source}: ${f.reason}`);
   if (r.report.manifestOk === 0) throw new MisfmError('DATA', `no usable image in ${data.join(', ')} (see ${path.join(cache, 'report.json')})`);
   if (r.plan !== undefined) log(`spacing: ${describeSpacing(r.plan.spacing)}`);
@@ -98,10 +98,12 @@ export function networkPlan(cfg: RunConfig, plan: DatasetPlan): NetworkPlan {
   const info = m.name === 'pctnet' ? { fixed: true, sizeDivisor: [1, 1, 1] }
     : m.name === 'unet3d' ? { fixed: false, sizeDivisor: Array<number>(3).fill(2 ** (m.featureChns.length - 1)) }
     : m.name === 'swinunetr' ? { fixed: false, sizeDivisor: [32, 32, 32] } // five 2x stages (MONAI's check)
+    : m.name === 'vista3d' ? { fixed: false, sizeDivisor: Array<number>(3).fill(2 ** (m.blocksDown.length - 1)) }
     : { fixed: false, sizeDivisor: fmunetSizeDivisor(m.resMode) };
   const used = [...cfg.data.patchSize] as [number, number, number];
   // SwinUNETR's stage widths (feature size x 1, 2, 4, 8, 16) stand in for the conv channels of the estimate.
-  const chns = m.name === 'swinunetr' ? [1, 2, 4, 8, 16].map((k) => k * m.featureSize) : [...m.featureChns];
+  const chns = m.name === 'swinunetr' ? [1, 2, 4, 8, 16].map((k) => k * m.featureSize)
+    : m.name === 'vista3d' ? m.blocksDown.map((_, i) => m.initFilters * 2 ** i) : [...m.featureChns];
   const budget = PATCH_BUDGET_MIB * 2 ** 20;
   const divisor = [...info.sizeDivisor] as [number, number, number];
   if (info.fixed) {

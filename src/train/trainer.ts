@@ -73,6 +73,12 @@ export interface TrainerOptions {
   validate?: Validator;
   /** The task's loss (a pretext task's reconstruction loss); default deep-supervised Dice + CE. */
   loss?: StepLoss;
+  /**
+   * The loss of one step computed by the task from the model and the batch, instead of
+   * forward + loss: prompted networks (VISTA3D) need more than the image. Its intermediates are
+   * freed with the step; the trainer runs backward and the optimizer step.
+   */
+  step?: (model: TrainableModel, batch: Batch) => Tensor;
   runDir: string;
   /** Resume from this misfm training checkpoint. */
   resumeFrom?: string;
@@ -220,6 +226,7 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
       model.train();
       lastLoss = tidy(() => {
         optimizer.zeroGrad();
+        if (o.step !== undefined) { const loss = o.step(model, batch); loss.backward(); return loss.item(); }
         // Activation checkpointing keeps only segment boundaries and recomputes the rest in backward.
         const ckpt = t.activationCheckpointing && model.forwardCheckpointed !== undefined ? model.forwardCheckpointed(batch.image) : null;
         try {

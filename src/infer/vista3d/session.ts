@@ -52,8 +52,9 @@ export interface Vista3dSession {
   dispose(): void;
 }
 
-/** The bundle's intensity window (HU) mapped to [0, 1]. */
-export const VISTA3D_HU_WINDOW: readonly [number, number] = [-963.8247715525971, 1053.678477684517];
+import { VISTA3D_HU_WINDOW } from '../../config/defaults.js';
+/** The bundle's intensity window (HU) mapped to [0, 1] (one definition, shared with training). */
+export { VISTA3D_HU_WINDOW };
 
 export interface Vista3dSessionOptions {
   /** Intra-op threads of the engine. */

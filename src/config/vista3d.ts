@@ -1,0 +1,109 @@
+/**
+ * The VISTA3D training recipe (config section `vista3d`, present when model.name is 'vista3d'):
+ * the four stages of the research configs (spec §10.4) as one recipe, which stage a run trains,
+ * and how a dataset's labels map onto the global class table. A stage is one `misfm train` run;
+ * the next stage starts from its checkpoint with `--init`.
+ */
+import { bool, fail, int, isPlainObject, list, nullable, num, oneOf, section, show, str, strictObject, type Check } from './check.js';
+
+export const VISTA3D_PROMPT_KINDS = ['points', 'classes'] as const;
+export const VISTA3D_TRAINED_PARTS = ['all', 'auto'] as const;
+
+/** One stage's prompt sampling, click rounds, crops and trained parameters. */
+export interface Vista3dStageConfig {
+  /** 'points': the interactive branch, point-only prompts; 'classes': the automatic branch, class prompts only. */
+  prompts: (typeof VISTA3D_PROMPT_KINDS)[number];
+  /** Click rounds per patch (spec §10.2 iter_num; each round is one optimizer step, two new clicks per object). */
+  iterNum: number;
+  /** Most clicks per kind when a patch's prompts are drawn (σ = maxPoint // 2). */
+  maxPoint: number;
+  /** Most classes present in the patch (foreground prompts) and absent from it (background prompts, empty targets). */
+  maxForeprompt: number;
+  maxBackprompt: number;
+  /** 'all' (stages 1-2), or 'auto': only image_encoder.up_layers_auto and class_head train (stages 3-4; MONAI set_auto_grad). */
+  train: (typeof VISTA3D_TRAINED_PARTS)[number];
+  /**
+   * Probability that a crop is centred on a voxel of a class drawn uniformly among the classes of
+   * the case (MONAI RandCropByLabelClasses with equal ratios); the rest are uniform. 1 oversamples
+   * small classes (misfm's reading of stage 2's and stage 4's "fine-tuning with oversampling").
+   */
+  classCrops: number;
+}
+
+export interface Vista3dRecipe {
+  /** The stage this run trains (1..4). */
+  stage: number;
+  /** Settings of stages 1..4, in order. */
+  stages: Vista3dStageConfig[];
+  /**
+   * The dataset's label names: 'FILE' or 'FILE#key', a JSON object {value: name} (e.g.
+   * ../shared/data/totalseg_classmap.json#total), mapped onto the class table by name; null when
+   * the label values already are class-table indices.
+   */
+  labelTable: string | null;
+  /** Explicit label value -> class index (beats labelTable; a new class takes an index above lastSupported). */
+  labelMap: Record<string, number>;
+  /** Class indices trained (null: every class the labels map to). */
+  classes: number[] | null;
+  /** Class indices removed from training entirely: their voxels are unlabelled (zero-shot / transfer experiments). */
+  holdOut: number[];
+  /** Validation: automatic Dice (auto stages) or one centre click per class (point stages) on whole held-out volumes. */
+  validate: boolean;
+}
+
+/** The research configs (hyper_parameters_stage{1..4}.yaml); classCrops is misfm's oversampling switch. */
+export function defaultVista3dStages(): Vista3dStageConfig[] {
+  const points = { prompts: 'points', iterNum: 5, maxPoint: 3, maxForeprompt: 4, maxBackprompt: 0, train: 'all' } as const;
+  const auto = { prompts: 'classes', iterNum: 1, maxPoint: 3, maxForeprompt: 32, maxBackprompt: 4, train: 'auto' } as const;
+  return [{ ...points, classCrops: 0.5 }, { ...points, classCrops: 1 }, { ...auto, classCrops: 0.5 }, { ...auto, classCrops: 1 }];
+}
+
+export function defaultVista3dRecipe(): Vista3dRecipe {
+  return { stage: 1, stages: defaultVista3dStages(), labelTable: null, labelMap: {}, classes: null, holdOut: [], validate: true };
+}
+
+const RECIPE_KEYS = ['stage', 'stages', 'labelTable', 'labelMap', 'classes', 'holdOut', 'validate'] as const;
+
+const stageCheck: Check<Vista3dStageConfig> = (v, path) => section<Vista3dStageConfig>(v, path, {
+  prompts: oneOf(VISTA3D_PROMPT_KINDS), iterNum: int({ min: 1, max: 50 }), maxPoint: int({ min: 1 }),
+  maxForeprompt: int({ min: 1 }), maxBackprompt: int({ min: 0 }), train: oneOf(VISTA3D_TRAINED_PARTS), classCrops: num({ min: 0, max: 1 }),
+});
+
+/**
+ * Validate a (possibly partial) `vista3d` section: missing keys take the defaults, a partial
+ * stage takes its default stage's values. `nClasses` bounds the class indices.
+ */
+export function checkVista3dRecipe(raw: unknown, path: string, nClasses: number): Vista3dRecipe {
+  const d = defaultVista3dRecipe();
+  if (raw === undefined || raw === null) return d;
+  if (!isPlainObject(raw)) fail(path, `must be a section with keys ${RECIPE_KEYS.join(', ')}, got ${show(raw)}`);
+  strictObject({ ...d, ...raw }, path, RECIPE_KEYS);
+  const stage = int({ min: 1, max: 4 })(raw['stage'] ?? d.stage, `${path}.stage`);
+  let stages = d.stages;
+  if (raw['stages'] !== undefined) {
+    if (!Array.isArray(raw['stages']) || raw['stages'].length !== 4) fail(`${path}.stages`, `must list the 4 stages, got ${show(raw['stages'])}`);
+    stages = (raw['stages'] as unknown[]).map((s, i) => stageCheck(isPlainObject(s) ? { ...d.stages[i]!, ...s } : s, `${path}.stages[${i}]`));
+  }
+  for (const [i, s] of stages.entries()) {
+    if (s.prompts === 'classes' && s.iterNum !== 1) fail(`${path}.stages[${i}].iterNum`, `must be 1 for class prompts (click rounds need points), got ${s.iterNum}`);
+  }
+  const cls = int({ min: 1, max: nClasses - 1 });
+  const labelMap = raw['labelMap'] === undefined ? {} : (() => {
+    const m = raw['labelMap'];
+    if (!isPlainObject(m)) fail(`${path}.labelMap`, `must be an object {"label value": class index}, got ${show(m)}`);
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(m)) {
+      if (!/^\d+$/.test(k)) fail(`${path}.labelMap`, `keys must be label values (integers), got ${show(k)}`);
+      out[k] = cls(v, `${path}.labelMap.${k}`);
+    }
+    return out;
+  })();
+  return {
+    stage, stages,
+    labelTable: nullable(str)(raw['labelTable'] ?? d.labelTable, `${path}.labelTable`),
+    labelMap,
+    classes: nullable(list(cls, { min: 1 }))(raw['classes'] ?? d.classes, `${path}.classes`),
+    holdOut: list(cls)(raw['holdOut'] ?? d.holdOut, `${path}.holdOut`),
+    validate: bool(raw['validate'] ?? d.validate, `${path}.validate`),
+  };
+}
