@@ -23,11 +23,15 @@
  *
  * SwinUNETR-v2 setting (feature size 12, window 7 as the reference, 12 crops of 64³: B 2, sw 2,
  * 2x2 bases; 64³ is SwinUNETR's minimum input), 1 thread, jemalloc, nice 10 on the shared 2-core
- * machine (a higher-priority 2-thread training run and three other sessions; load average 8-11),
- * one cold step each (--reps 0): misfm 99.6 s CPU, 13.44 GB peak RSS; PyTorch eager 68.7 s CPU,
- * 13.20 GB: CPU time x1.45, peak RSS x1.02, losses identical (0.80094, relative difference 7e-8).
- * The wall times (1810 s vs 145 s) only show that the training run held the cores while misfm's
- * child ran. The window-attention maps of 12 crops at 32³ tokens dominate the memory.
+ * machine (load average 8-11: a higher-priority training run and three other sessions):
+ * - --reps 1 (one warm-up step, then one timed step), after the training run had ended: misfm
+ *   43.2 s wall / 17.3 s CPU per step, PyTorch eager 41.5 s / 18.5 s: time x1.04, CPU time x0.93,
+ *   peak RSS 13.44 GB on both sides (x1.00); losses identical over both steps (0.80094, 0.58978;
+ *   largest relative difference 9e-7).
+ * - --reps 0 (one cold step each) while the training run held the cores: misfm 99.6 s CPU, PyTorch
+ *   68.7 s CPU (x1.45), peak RSS 13.44 vs 13.20 GB; the wall times (1810 s vs 145 s) only show
+ *   the contention. The cold step pays the first touch of ~13 GB; the warm step is the one to read.
+ * The window-attention maps of 12 crops at 32³ tokens dominate the memory.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
