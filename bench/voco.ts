@@ -9,12 +9,29 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/voco.js [--backbones swin,pct] [--reps 2] [--threads 2] [--no-python]
  *
+ * Both children report wall seconds and the process's CPU seconds per step: on a shared machine the
+ * wall time depends on what else runs, the CPU time far less (with --threads 1 it is the step's own
+ * work), so the CPU-time ratio is the comparison to read there. Optimiser: AdamW(lr 1e-4, wd 0.01,
+ * amsgrad), VoCo's.
+ *
  * Measured (2 threads, jemalloc, machine shared with 7 other jobs, so only same-run ratios mean
  * anything): PCT-Net small encoder, 22 crops of 32x64x64, one step each (--reps 0): misfm 117 s,
  * 4.62 GB peak RSS; PyTorch eager 110 s, 5.07 GB (x1.07 time, x0.91 RSS); step losses identical
- * (0.75463). PCT-Net's Swin blocks hard-code DropPath(0.2), whose draws differ between the
- * libraries, so it is off on both sides (an earlier run with it on disagreed by 10%). The SwinUNETR
- * setting was not measured (too slow under the shared load).
+ * (0.75463). (That run used AdamW without amsgrad.) PCT-Net's Swin blocks hard-code
+ * DropPath(0.2), whose draws differ between the libraries, so it is off on both sides (an earlier
+ * run with it on disagreed by 10%).
+ *
+ * SwinUNETR-v2 setting (feature size 12, window 7 as the reference, 12 crops of 64³: B 2, sw 2,
+ * 2x2 bases; 64³ is SwinUNETR's minimum input), 1 thread, jemalloc, nice 10 on the shared 2-core
+ * machine (load average 8-11: a higher-priority training run and three other sessions):
+ * - --reps 1 (one warm-up step, then one timed step), after the training run had ended: misfm
+ *   43.2 s wall / 17.3 s CPU per step, PyTorch eager 41.5 s / 18.5 s: time x1.04, CPU time x0.93,
+ *   peak RSS 13.44 GB on both sides (x1.00); losses identical over both steps (0.80094, 0.58978;
+ *   largest relative difference 9e-7).
+ * - --reps 0 (one cold step each) while the training run held the cores: misfm 99.6 s CPU, PyTorch
+ *   68.7 s CPU (x1.45), peak RSS 13.44 vs 13.20 GB; the wall times (1810 s vs 145 s) only show
+ *   the contention. The cold step pays the first touch of ~13 GB; the warm step is the one to read.
+ * The window-attention maps of 12 crops at 32³ tokens dominate the memory.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,7 +72,8 @@ function makeBackbone(s: Setup): VoCoBackbone {
   return new PCTNetVoCoBackbone({ inChannels: 1, classNum: 5, inputSize: [32, 64, 64], featureChns: [8, 16, 32, 64, 128], dropout: [0, 0, 0, 0, 0], resolutionMode: 1 });
 }
 
-interface Result { impl: string; seconds: number[]; losses: number[]; peak_rss_gb: number; threads: number }
+/** seconds: wall time per step; cpu_seconds: the process's CPU time per step (user + system, all threads). */
+interface Result { impl: string; seconds: number[]; cpu_seconds: number[]; losses: number[]; peak_rss_gb: number; threads: number }
 
 /** Child: write the shared inputs, then time REPS steps after one warm-up step. */
 function runChild(name: string, dir: string): void {
@@ -80,14 +98,14 @@ function runChild(name: string, dir: string): void {
   const inputShape = [rows, 1, ...s.crop];
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ backbone: s.backbone, fs: 12, window: 7, pct: PCT, embeddingDim: model.backbone.embeddingDim, hidden: s.hidden, layout: [s.volumes, s.sw, K], inputShape }));
   const x = fromTypedArray(input, inputShape), y = fromTypedArray(labels, [s.volumes, s.sw, K]), kt = fromTypedArray(keep, [rows]);
-  const optim = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01 });
+  const optim = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0.01, amsgrad: true }); // VoCo's optimiser (voco-spec 4)
   model.train();
   // PCT-Net's Swin blocks hard-code DropPath(0.2): its draws differ between the two libraries, so it is
   // switched off on both sides to make the two steps the same computation.
   for (const [, m] of model.namedModules()) if (m instanceof DropPath) m.training = false;
-  const seconds: number[] = [], losses: number[] = [];
+  const seconds: number[] = [], cpuSeconds: number[] = [], losses: number[] = [];
   for (let r = 0; r <= REPS; r++) {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     const loss = tidy(() => {
       optim.zeroGrad();
       const st = model.step(x, y, { volumes: s.volumes, randomPerVolume: s.sw, bases: K }, { dropoutKeep: kt });
@@ -96,9 +114,13 @@ function runChild(name: string, dir: string): void {
       return st.total.item();
     });
     losses.push(loss);
-    if (r > 0 || REPS === 0) seconds.push((performance.now() - t0) / 1000);
+    if (r > 0 || REPS === 0) {
+      seconds.push((performance.now() - t0) / 1000);
+      const c = process.cpuUsage(c0);
+      cpuSeconds.push((c.user + c.system) / 1e6);
+    }
   }
-  const res: Result = { impl: 'misfm', seconds, losses, peak_rss_gb: process.resourceUsage().maxRSS / 1e6, threads: getNumThreads() };
+  const res: Result = { impl: 'misfm', seconds, cpu_seconds: cpuSeconds, losses, peak_rss_gb: process.resourceUsage().maxRSS / 1e6, threads: getNumThreads() };
   process.stdout.write(`${JSON.stringify(res)}\n`);
 }
 
@@ -117,7 +139,7 @@ function main(): void {
   if (jem !== undefined) { env['LD_PRELOAD'] = jem; env['MALLOC_CONF'] = JEMALLOC_CONF; }
   const python = !args.includes('--no-python') && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
-  console.log(`VoCo TPAMI step, ${THREADS} thread(s), ${REPS} timed steps after 1 warm-up, allocator ${jem !== undefined ? 'jemalloc' : 'glibc'} (both children)`);
+  console.log(`VoCo TPAMI step, ${THREADS} thread(s), ${REPS === 0 ? '1 step (cold, timed)' : `${REPS} timed steps after 1 warm-up`}, allocator ${jem !== undefined ? 'jemalloc' : 'glibc'} (both children)`);
   for (const name of opt('backbones', 'swin,pct').split(',')) {
     const s = SETUPS[name];
     if (s === undefined) throw new Error(`unknown backbone ${name} (swin, pct)`);
@@ -128,11 +150,12 @@ function main(): void {
       if (typeof mine === 'string') { console.log(`${name}: misfm ${mine}`); continue; }
       const ref = python ? spawnJson('/usr/bin/python3', [path.join(repoRoot, 'bench', 'voco_ref.py'), dir, String(REPS), String(THREADS)], env) : 'skipped';
       console.log(`\n${name}: ${rows} crops of ${s.crop.join('x')} (B ${s.volumes}, sw ${s.sw}, ${s.grid}x${s.grid} bases), projector ${s.hidden}`);
-      console.log(`  misfm    ${mean(mine.seconds).toFixed(2)} s/step  peak RSS ${mine.peak_rss_gb.toFixed(2)} GB  losses ${mine.losses.map((l) => l.toFixed(5)).join(' ')}`);
+      const show = (r: Result): string => `${mean(r.seconds).toFixed(2)} s/step (CPU ${mean(r.cpu_seconds).toFixed(2)} s)`;
+      console.log(`  misfm    ${show(mine)}  peak RSS ${mine.peak_rss_gb.toFixed(2)} GB  losses ${mine.losses.map((l) => l.toFixed(5)).join(' ')}`);
       if (typeof ref === 'string') { console.log(`  pytorch  ${ref}`); continue; }
-      console.log(`  pytorch  ${mean(ref.seconds).toFixed(2)} s/step  peak RSS ${ref.peak_rss_gb.toFixed(2)} GB  losses ${ref.losses.map((l) => l.toFixed(5)).join(' ')}`);
+      console.log(`  pytorch  ${show(ref)}  peak RSS ${ref.peak_rss_gb.toFixed(2)} GB  losses ${ref.losses.map((l) => l.toFixed(5)).join(' ')}`);
       const maxRel = Math.max(...mine.losses.map((l, i) => Math.abs(l - ref.losses[i]!) / Math.abs(ref.losses[i]!)));
-      console.log(`  ratio misfm/pytorch: time x${(mean(mine.seconds) / mean(ref.seconds)).toFixed(2)}, peak RSS x${(mine.peak_rss_gb / ref.peak_rss_gb).toFixed(2)}; max relative loss difference over the steps ${maxRel.toExponential(1)}`);
+      console.log(`  ratio misfm/pytorch: time x${(mean(mine.seconds) / mean(ref.seconds)).toFixed(2)}, CPU time x${(mean(mine.cpu_seconds) / mean(ref.cpu_seconds)).toFixed(2)}, peak RSS x${(mine.peak_rss_gb / ref.peak_rss_gb).toFixed(2)}; max relative loss difference over the steps ${maxRel.toExponential(1)}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,7 +2,7 @@
 VoCo step in plain PyTorch eager, for bench/voco.ts: MONAI 1.3.0's SwinTransformer (use_v2,
 legacy PatchMerging, index[:n,:n] bias) + UnetrBasicBlock encoders + VoCo's pooled embedding, or
 the PCT-Net encoder (bench/pctnet_ref.py), then the TPAMI head (projector with batch statistics,
-replayed row-dropout mask, EMA teacher inside the step, intra/inter/reg) and AdamW.
+replayed row-dropout mask, EMA teacher inside the step, intra/inter/reg) and AdamW(amsgrad=True).
 Written from shared/reference/voco-spec.md (MONAI is not installed here). Loads the weights and
 inputs misfm wrote, so both implementations run the same step on the same numbers.
 
@@ -287,14 +287,14 @@ def main():
     x = load_bin(os.path.join(d, 'input.bin'), cfg['inputShape'])
     y = load_bin(os.path.join(d, 'labels.bin'), [B, sw, K])
     keep = load_bin(os.path.join(d, 'keep.bin'), [x.shape[0]])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, amsgrad=True)  # VoCo's optimiser
     # As in bench/voco.ts: PCT-Net's hard-coded DropPath(0.2) off, so both sides compute the same step.
     for mod in model.modules():
         if type(mod).__name__ == 'DropPath':
             mod.eval()
-    times, losses = [], []
+    times, cpu, losses = [], [], []
     for r in range(reps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = model.step(x, y, keep, B, sw, K)
         loss.backward()
@@ -302,7 +302,8 @@ def main():
         losses.append(float(loss))
         if r > 0 or reps == 0:
             times.append(time.perf_counter() - t0)
-    print(json.dumps({'impl': 'pytorch', 'seconds': times, 'losses': losses,
+            cpu.append(time.process_time() - c0)
+    print(json.dumps({'impl': 'pytorch', 'seconds': times, 'cpu_seconds': cpu, 'losses': losses,
                       'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 'threads': torch.get_num_threads()}))
 
 

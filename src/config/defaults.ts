@@ -84,6 +84,7 @@ const PAPER: RunConfig = {
     weightDecay: 1e-5,                         // spec 2.3
     momentum: 0.9,                             // misfm (SGD only; ignored by Adam, spec 2.3)
     betas: [0.9, 0.999],                       // spec 2.3
+    amsgrad: false,                            // spec 2.3: torch's default (voco-spec 4: VoCo sets it, see config/resolve.ts)
     scheduler: {
       kind: 'step',                            // spec 2.3: VolF demo StepLR
       stepSize: 40000,                         // spec 2.3: lr_step = 40000 iterations
@@ -91,6 +92,7 @@ const PAPER: RunConfig = {
       milestones: [],
       power: 0.8,                              // spec 2.3: the fine-tuning demos' PolynomialLR power
       minLr: 0,
+      warmup: 0,                               // 'warmup-cosine' only (voco-spec 4: 5000 steps)
       unit: 'validation',                      // spec 2.3: stepped once per validation round
     },
     iterations: 120000,                        // spec 2.3: iter_max = 120000

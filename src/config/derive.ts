@@ -32,8 +32,10 @@ export interface SchedulerPlan {
   stepSize: number;
   /** MultiStepLR milestones, in steps. */
   milestones: number[];
-  /** Length of poly / cosine schedules, in steps. */
+  /** Length of poly / cosine / warmup-cosine schedules, in steps. */
   totalSteps: number;
+  /** Warmup of 'warmup-cosine', in steps. */
+  warmupSteps: number;
   gamma: number;
   power: number;
   minLr: number;
@@ -53,6 +55,7 @@ export function schedulerPlan(t: TrainingConfig): SchedulerPlan {
     stepSize: Math.max(1, Math.round(s.stepSize / every)),
     milestones: s.milestones.map((m) => Math.max(1, Math.round(m / every))),
     totalSteps: Math.max(1, t.iterations / every),
+    warmupSteps: s.warmup === 0 ? 0 : Math.max(1, Math.round(s.warmup / every)),
     gamma: s.gamma,
     power: s.power,
     minLr: s.minLr,

@@ -2,7 +2,7 @@
 export * from './types.js';
 export { defaultConfig, presetConfig } from './defaults.js';
 export { validateRunConfig, TOP_KEYS } from './validate.js';
-export { resolveConfig, applyOverrides, parseOverrides, mergeConfig, type ResolveOptions, type Override } from './resolve.js';
+export { resolveConfig, applyOverrides, parseOverrides, mergeConfig, VOCO_RECIPE, vocoWarmup, type ResolveOptions, type Override } from './resolve.js';
 export { loadConfig, saveConfig, parseConfigText, configToYaml, formatOf, type LoadedConfig, type LoadOptions, type ConfigFormat } from './load.js';
 export {
   importPymicConfig, pymicToRawConfig, parsePymicCfg, parsePymicValue,

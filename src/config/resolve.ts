@@ -10,6 +10,8 @@
  * changes, PCT-Net's model.inputSize and inference.window follow it if they equalled the old
  * patch size; when ssl.levels or ssl.method changes in a pretraining config, model.classNum
  * follows (levels + 1 for Volume Fusion, 1 for the reconstruction methods). So `data.patchSize=[32,64,64]` alone gives a consistent config.
+ * `ssl.method=voco` brings VoCo's optimiser and schedule (VOCO_RECIPE; its warmup follows
+ * training.iterations).
  */
 import { ConfigError } from '../util/errors.js';
 import { fail, isPlainObject, oneOf, show } from './check.js';
@@ -76,7 +78,40 @@ function pretextHead(c: Obj): unknown {
   return typeof levels === 'number' ? levels + 1 : levels;
 }
 
+/**
+ * VoCo's optimiser and schedule (voco-spec 4, both repositories): `AdamW(lr=1e-4, amsgrad=True)`
+ * with torch's default weight decay 0.01 (`--decay` is never passed), `WarmupCosineSchedule`
+ * stepped every iteration. Choosing `ssl.method=voco` in a pretraining config brings these in
+ * unless they are set explicitly; the other methods keep their preset's optimiser.
+ */
+export const VOCO_RECIPE: Readonly<Record<string, unknown>> = {
+  'training.optimizer': 'adamw',
+  'training.amsgrad': true,
+  'training.lr': 1e-4,
+  'training.weightDecay': 0.01,
+  'training.scheduler.kind': 'warmup-cosine',
+  'training.scheduler.unit': 'iteration',
+};
+
+/** The reference's warmup is 5000 steps (of 250k or 2M); runs shorter than 250k get 2 % of their length (at least 1). */
+export function vocoWarmup(iterations: number): number {
+  return Math.min(5000, Math.max(1, Math.ceil(iterations / 50)));
+}
+
+const isVoCoPretrain = (c: Obj): boolean => c['task'] === 'pretrain' && getPath(c, 'ssl.method') === 'voco';
+const warmupOf = (c: Obj): unknown => { const it = getPath(c, 'training.iterations'); return typeof it === 'number' ? vocoWarmup(it) : it; };
+
+/** ssl.method → the VoCo recipe; another method leaves the value as it is (its preset's). */
+const VOCO_TIES: Tie[] = [
+  ...Object.entries(VOCO_RECIPE).map(([to, value]): Tie => ({
+    from: 'ssl.method', to, when: (c) => c['task'] === 'pretrain', derive: (v, c) => (v === 'voco' ? value : getPath(c, to)),
+  })),
+  { from: 'ssl.method', to: 'training.scheduler.warmup', when: (c) => c['task'] === 'pretrain', derive: (v, c) => (v === 'voco' ? warmupOf(c) : getPath(c, 'training.scheduler.warmup')) },
+  { from: 'training.iterations', to: 'training.scheduler.warmup', when: (c) => isVoCoPretrain(c) && getPath(c, 'training.scheduler.kind') === 'warmup-cosine', derive: (_v, c) => warmupOf(c) },
+];
+
 const TIES: readonly Tie[] = [
+  ...VOCO_TIES,
   { from: 'data.patchSize', to: 'model.inputSize', when: (c) => getPath(c, 'model.name') === 'pctnet', derive: (v) => v },
   { from: 'data.patchSize', to: 'inference.window', when: () => true, derive: (v) => v },
   { from: 'ssl.levels', to: 'model.classNum', when: (c) => c['task'] === 'pretrain', derive: (_v, c) => pretextHead(c) },

@@ -191,7 +191,7 @@ export interface SslConfig {
 
 export const OPTIMIZERS = ['adam', 'adamw', 'sgd'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
-export const SCHEDULER_KINDS = ['step', 'multistep', 'poly', 'cosine', 'constant'] as const;
+export const SCHEDULER_KINDS = ['step', 'multistep', 'poly', 'cosine', 'constant', 'warmup-cosine'] as const;
 export type SchedulerKind = (typeof SCHEDULER_KINDS)[number];
 export const SCHEDULER_UNITS = ['validation', 'iteration'] as const;
 export type SchedulerUnit = (typeof SCHEDULER_UNITS)[number];
@@ -212,6 +212,11 @@ export interface SchedulerConfig {
   power: number;
   /** 'cosine': the floor of the annealing. */
   minLr: number;
+  /**
+   * 'warmup-cosine' (VoCo's WarmupCosineSchedule): iterations of linear warmup from 0, then cosine
+   * decay to 0 at training.iterations. The VoCo recipe sets it (config/resolve.ts ties).
+   */
+  warmup: number;
   /** 'validation': the rate changes only at validation rounds, as PyMIC does; 'iteration': every step. */
   unit: SchedulerUnit;
 }
@@ -229,6 +234,8 @@ export interface TrainingConfig {
   momentum: number;
   /** Adam/AdamW only. */
   betas: [number, number];
+  /** Adam/AdamW only: the AMSGrad variant (torch `amsgrad=True`; VoCo's optimiser). */
+  amsgrad: boolean;
   scheduler: SchedulerConfig;
   iterations: number;
   validEvery: number;

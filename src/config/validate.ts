@@ -139,6 +139,7 @@ const scheduler: Check<SchedulerConfig> = (v, path) => {
     milestones: list(int({ min: 1 })),
     power: nonNeg,
     minLr: nonNeg,
+    warmup: int({ min: 0 }),
     unit: oneOf(SCHEDULER_UNITS),
   });
   if (s.milestones.some((m, i) => i > 0 && m <= s.milestones[i - 1]!)) fail(`${path}.milestones`, `must be strictly increasing iterations, got ${show(s.milestones)}`);
@@ -153,6 +154,7 @@ const training: Check<TrainingConfig> = (v, path) => {
     weightDecay: nonNeg,
     momentum: num({ min: 0, max: 1, maxExclusive: true }),
     betas: list(num({ min: 0, max: 1, maxExclusive: true }), { len: 2 }) as Check<[number, number]>,
+    amsgrad: bool,
     scheduler,
     iterations: int({ min: 1 }),
     validEvery: int({ min: 1 }),

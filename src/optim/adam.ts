@@ -1,15 +1,26 @@
-/** Adam and AdamW with PyTorch 1.13's update rule (single-tensor path), bit-for-bit in float32. */
+/**
+ * Adam and AdamW with PyTorch 1.13's update rule (single-tensor path), bit-for-bit in float32,
+ * including the AMSGrad variant (VoCo pretrains with `AdamW(amsgrad=True)`).
+ */
 import type { Tensor } from '../engine/tensor.js';
 import { zerosLike } from '../engine/creation.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type OptimizerStateDict, type ParamState } from './optimizer.js';
 import { MisfmError } from '../util/errors.js';
 
-export interface AdamOptions { lr?: number; betas?: [number, number]; eps?: number; weightDecay?: number; }
+export interface AdamOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  /** AMSGrad: normalise by the running maximum of the second moment (state key `max_exp_avg_sq`). */
+  amsgrad?: boolean;
+}
 
 export class Adam extends Optimizer {
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
+  readonly amsgrad: boolean;
   /** AdamW applies decoupled decay instead of adding wd*param to the gradient. */
   protected readonly decoupled: boolean = false;
 
@@ -18,11 +29,12 @@ export class Adam extends Optimizer {
     this.betas = o.betas ?? [0.9, 0.999];
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? 0;
+    this.amsgrad = o.amsgrad ?? false;
     for (const b of this.betas) if (!(b >= 0 && b < 1)) throw new MisfmError('ARGUMENT', `Adam betas must be in [0, 1), got ${this.betas}`);
   }
 
   protected hyper(): Record<string, number | boolean | number[]> {
-    return { betas: this.betas, eps: this.eps, weight_decay: this.weightDecay, amsgrad: false, maximize: false };
+    return { betas: this.betas, eps: this.eps, weight_decay: this.weightDecay, amsgrad: this.amsgrad, maximize: false };
   }
 
   protected updateParam(p: Tensor, grad: Tensor, s: ParamState): void {
@@ -40,8 +52,31 @@ export class Adam extends Optimizer {
     v.mul_(b2).addcmul_(g, g, 1 - b2);
     const bc1 = 1 - b1 ** step;
     const bc2Sqrt = Math.sqrt(1 - b2 ** step);
-    const denom = v.sqrt().div_(bc2Sqrt).add_(this.eps);
+    let vHat = v;
+    if (this.amsgrad) {
+      // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq); a fresh state starts at zeros.
+      const vMax = (s['max_exp_avg_sq'] as Tensor | undefined) ?? this.keepState(s, 'max_exp_avg_sq', zerosLike(p));
+      vMax.copy_(vMax.maximum(v));
+      vHat = vMax;
+    }
+    const denom = vHat.sqrt().div_(bc2Sqrt).add_(this.eps);
     p.addcdiv_(m, denom, -this.lr / bc1);
+  }
+
+  /**
+   * A state saved with the other AMSGrad setting cannot continue this run exactly (PyTorch fails
+   * later with a KeyError on `max_exp_avg_sq`, or ignores the saved maxima): refuse it here.
+   */
+  override loadStateDict(sd: OptimizerStateDict): void {
+    const flag = sd.paramGroups[0]?.['amsgrad'];
+    const states = [...sd.state.values()];
+    const saved = typeof flag === 'boolean' ? flag : states.some((s) => 'max_exp_avg_sq' in s);
+    const show = (b: boolean): string => (b ? 'True' : 'False');
+    if (saved !== this.amsgrad) {
+      throw new MisfmError('CHECKPOINT', `optimizer state was saved with amsgrad=${show(saved)}, this optimizer has amsgrad=${show(this.amsgrad)} (training.amsgrad)`);
+    }
+    if (this.amsgrad && states.some((s) => !('max_exp_avg_sq' in s))) throw new MisfmError('CHECKPOINT', 'optimizer state has amsgrad=True but lacks max_exp_avg_sq');
+    super.loadStateDict(sd);
   }
 }
 

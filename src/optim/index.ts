@@ -2,4 +2,4 @@
 export { Optimizer, type OptimizerStateDict, type ParamState } from './optimizer.js';
 export { Adam, AdamW, type AdamOptions } from './adam.js';
 export { SGD, type SGDOptions } from './sgd.js';
-export { LRScheduler, StepLR, MultiStepLR, PolynomialLR, CosineAnnealingLR, ConstantLR } from './schedulers.js';
+export { LRScheduler, StepLR, MultiStepLR, PolynomialLR, CosineAnnealingLR, ConstantLR, WarmupCosineLR } from './schedulers.js';

@@ -54,3 +54,25 @@ export class CosineAnnealingLR extends LRScheduler {
 export class ConstantLR extends LRScheduler {
   lrAt(): number { return this.baseLr; }
 }
+
+/**
+ * Linear warmup, then cosine decay: VoCo's `WarmupCosineSchedule` (a LambdaLR; the same file in
+ * both VoCo repositories, after Hugging Face's). With w = warmup and T = total steps:
+ *   t < w:  lr = base · t / max(1, w)                        (so the first update uses lr 0, as there)
+ *   t ≥ w:  lr = base · max(0, ½ · (1 + cos(π · 2·cycles · (t − w) / max(1, T − w))))
+ * With cycles = ½ (the default) it reaches 0 at T; past T it rises again (no clamp), as in the reference.
+ */
+export class WarmupCosineLR extends LRScheduler {
+  constructor(opt: Optimizer, readonly warmup: number, readonly total: number, readonly cycles = 0.5) {
+    if (!(Number.isInteger(warmup) && warmup >= 0)) throw new MisfmError('CONFIG', `warmup must be an integer >= 0 steps, got ${warmup}`);
+    if (!(Number.isInteger(total) && total >= 1)) throw new MisfmError('CONFIG', `total steps must be an integer >= 1, got ${total}`);
+    super(opt);
+    // LambdaLR applies the multiplier of step 0 at construction (0 during a warmup).
+    opt.lr = this.lrAt(0);
+  }
+  lrAt(t: number): number {
+    if (t < this.warmup) return this.baseLr * t / Math.max(1, this.warmup);
+    const progress = (t - this.warmup) / Math.max(1, this.total - this.warmup);
+    return this.baseLr * Math.max(0, 0.5 * (1 + Math.cos(Math.PI * this.cycles * 2 * progress)));
+  }
+}

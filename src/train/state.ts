@@ -18,7 +18,7 @@ import type { LRScheduler } from '../optim/schedulers.js';
 import { Tensor } from '../engine/tensor.js';
 import { getRngState, setRngState } from '../engine/creation.js';
 import { PyDict, PyFloat, PyTuple, isPyDict, isRawTensor, readTorchFile, saveTorchCheckpoint, extractStateDict, type PyValue } from '../io/checkpoint/index.js';
-import { CheckpointError } from '../util/errors.js';
+import { CheckpointError, MisfmError } from '../util/errors.js';
 import type { RawTensor } from '../engine/dtype.js';
 
 export const CHECKPOINT_FORMAT = 'misfm-train-1';
@@ -163,7 +163,13 @@ export function restoreTraining(t: LoadedTraining, parts: { model: Module; optim
   parts.model.loadStateDict(t.stateDict);
   if (parts.optimizer !== undefined) {
     if (t.optimizer === null) throw new CheckpointError(file, 'has no optimizer state: cannot resume exactly');
-    parts.optimizer.loadStateDict(t.optimizer);
+    try {
+      parts.optimizer.loadStateDict(t.optimizer);
+    } catch (err) {
+      // The optimizer does not know the file; name it (one line, as every bad-input error).
+      if (err instanceof MisfmError && err.code === 'CHECKPOINT' && err.file === undefined) throw new CheckpointError(file, err.message, err);
+      throw err;
+    }
     for (const s of t.optimizer.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) v.dispose();
   }
   if (parts.scheduler !== undefined && t.scheduler !== null) parts.scheduler.loadStateDict(t.scheduler);

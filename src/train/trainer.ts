@@ -14,7 +14,7 @@ import { tidy } from '../engine/scope.js';
 import { liveTensors, noGrad, setNumThreads } from '../engine/creation.js';
 import type { Module } from '../nn/module.js';
 import { Adam, AdamW, SGD, type Optimizer } from '../optim/index.js';
-import { StepLR, MultiStepLR, PolynomialLR, CosineAnnealingLR, ConstantLR, type LRScheduler } from '../optim/schedulers.js';
+import { StepLR, MultiStepLR, PolynomialLR, CosineAnnealingLR, ConstantLR, WarmupCosineLR, type LRScheduler } from '../optim/schedulers.js';
 import { deepSupervisedLoss } from './losses.js';
 import { saveTrainingCheckpoint, loadTrainingCheckpoint, restoreTraining, type LoadedTraining } from './state.js';
 import { JsonlLogger } from '../util/jsonl.js';
@@ -107,8 +107,8 @@ export interface TrainSummary {
 
 export function makeOptimizer(params: Tensor[], t: TrainingConfig): Optimizer {
   switch (t.optimizer) {
-    case 'adam': return new Adam(params, { lr: t.lr, weightDecay: t.weightDecay, betas: t.betas });
-    case 'adamw': return new AdamW(params, { lr: t.lr, weightDecay: t.weightDecay, betas: t.betas });
+    case 'adam': return new Adam(params, { lr: t.lr, weightDecay: t.weightDecay, betas: t.betas, amsgrad: t.amsgrad });
+    case 'adamw': return new AdamW(params, { lr: t.lr, weightDecay: t.weightDecay, betas: t.betas, amsgrad: t.amsgrad });
     case 'sgd': return new SGD(params, { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
   }
 }
@@ -127,6 +127,7 @@ export function makeScheduler(opt: Optimizer, t: TrainingConfig): LRScheduler {
     case 'poly': return new PolynomialLR(opt, units(t.iterations), s.power);
     case 'cosine': return new CosineAnnealingLR(opt, units(t.iterations), s.minLr);
     case 'constant': return new ConstantLR(opt);
+    case 'warmup-cosine': return new WarmupCosineLR(opt, s.warmup === 0 ? 0 : units(s.warmup), units(t.iterations));
   }
 }
 

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { applyOverrides, presetConfig, type RunConfig } from '../../src/config/index.js';
 import { pretrain } from '../../src/ssl/pretrain.js';
-import { loadCheckpointFile } from '../../src/io/checkpoint/index.js';
+import { loadCheckpointFile, readTorchFile, type PyDict } from '../../src/io/checkpoint/index.js';
 import { initFromCheckpoint } from '../../src/train/init.js';
 import { PCTNet } from '../../src/models/pctnet/index.js';
 import { SwinUNETR, loadSwinUNETRPretrained } from '../../src/models/swin-unetr/index.js';
@@ -36,7 +36,7 @@ const PCT = ['model.featureChns=[4,8,16,32,64]', 'model.inputSize=[16,32,32]', '
 function vocoConfig(extra: string[], iterations: number): RunConfig {
   return applyOverrides(presetConfig('small'), [
     'ssl.method=voco', 'ssl.voco.grid=2', 'ssl.voco.randomCrops=1', 'ssl.voco.hiddenDim=16', 'ssl.voco.outDim=16', 'data.batchSize=2',
-    'training.optimizer=adamw', 'training.lr=1e-4', `training.iterations=${iterations}`, 'training.validEvery=2', 'training.saveEvery=1', ...extra,
+    `training.iterations=${iterations}`, 'training.validEvery=2', 'training.saveEvery=1', ...extra,
   ]);
 }
 function events(runDir: string): Record<string, unknown>[] {
@@ -50,10 +50,15 @@ function losses(d: string): number[] {
 
 test('VoCo pretrains the PCT-Net encoder, resumes exactly, validates, plots and exports both reference layouts', async () => {
   const cfg = vocoConfig(PCT, 3);
+  // The VoCo recipe (config/resolve.ts): AdamW amsgrad, warmup (1 step here) then cosine; resume covers its state.
+  assert.deepEqual([cfg.training.optimizer, cfg.training.amsgrad, cfg.training.scheduler.kind, cfg.training.scheduler.warmup], ['adamw', true, 'warmup-cosine', 1]);
   const full = path.join(tmp, 'pct-full'), cut = path.join(tmp, 'pct-cut');
   const logs: string[] = [];
   const r = await pretrain({ config: cfg, data: [tinyCache()], runDir: full, quiet: true, validCases: ['d'], validSamples: 1, log: (l) => logs.push(l) });
   assert.equal(r.iterations, 3);
+  const opt = readTorchFile(path.join(full, 'checkpoints', 'latest.pt')) as PyDict;
+  const group = ((opt.get('optimizer_state_dict') as PyDict).get('param_groups') as PyDict[])[0]!;
+  assert.equal(group.get('amsgrad'), true);
   assert.ok(Number.isFinite(r.lastLoss) && r.lastLoss > 0);
   await pretrain({ config: cfg, data: [tinyCache()], runDir: cut, quiet: true, validCases: ['d'], validSamples: 1, stopAt: 1, log: () => {} });
   await pretrain({ config: cfg, data: [tinyCache()], runDir: cut, quiet: true, validCases: ['d'], validSamples: 1, resume: true, log: () => {} });

@@ -20,6 +20,9 @@ RUN_DIR/cache first.
 
 Methods (--method, config key ssl.method; any network of model.name, e.g. --set model.name=unet3d):
 ${pretextMethods().map((m) => `  ${m.name.padEnd(11)}${m.title}\n             (${m.reference})`).join('\n')}
+--method voco also selects VoCo's optimiser: AdamW lr 1e-4, amsgrad, weight decay 0.01, linear
+warmup (5000 iterations, at most 2 % of the budget) then cosine, per iteration; keys set
+explicitly (training.lr, training.scheduler.*, ...) win.
 
 Options:
   --method NAME        pretext task: ${PRETRAIN_METHODS.join(' | ')} (default volf; recorded in config.json)
