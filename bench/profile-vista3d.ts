@@ -11,14 +11,8 @@
  *   npx tsc -p tsconfig.json && node dist/bench/profile-vista3d.js [--preset vista3d-cpu] [--roi 64]
  *     [--spacing 3] [--threads 1] [--input ../shared/data/01_totalseg_abdomen_ct/ct.nii.gz] [--json FILE]
  */
-import path from 'node:path';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import { parseArgs } from 'node:util';
-import { manualSeed } from '../src/engine/creation.js';
-import { readImage } from '../src/io/image/index.js';
-import { createVista3d } from '../src/models/registry.js';
-import { saveVista3dCheckpoint } from '../src/models/vista3d/checkpoint.js';
+import { rmSync, writeFileSync } from 'node:fs';
+import { parseVista3dBenchArgs, prepareVista3dBench } from './vista3d-setup.js';
 import { VISTA3D } from '../src/models/vista3d/model.js';
 import { SegResNetDS2 } from '../src/models/vista3d/segresnet.js';
 import { PointMappingSAM, PositionEmbeddingRandom } from '../src/models/vista3d/point-head.js';
@@ -26,11 +20,7 @@ import { TwoWayTransformer } from '../src/models/vista3d/transformer.js';
 import { ClassMappingClassify } from '../src/models/vista3d/class-head.js';
 import { openVista3dSession, type ClickPoint } from '../src/infer/vista3d/session.js';
 
-const { values: v } = parseArgs({ options: {
-  preset: { type: 'string', default: 'vista3d-cpu' }, roi: { type: 'string', default: '64' }, spacing: { type: 'string', default: '3' },
-  classes: { type: 'string', default: 'liver,spleen' }, threads: { type: 'string', default: '1' }, json: { type: 'string' },
-  input: { type: 'string', default: path.resolve('../shared/data/01_totalseg_abdomen_ct/ct.nii.gz') },
-} });
+const v = parseVista3dBenchArgs('1');
 
 const cpu = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const acc = new Map<string, { ms: number; calls: number }>();
@@ -63,15 +53,8 @@ wrap(VISTA3D.prototype, 'pointLogits', 'point head: hypernet MLP + matmul (rest 
 wrap(VISTA3D.prototype, 'decodeHeads', 'Algorithm 1 in the window (+ crop, copies)');
 
 const roi = Number(v.roi), sp = Number(v.spacing);
-const dir = mkdtempSync(path.join(os.tmpdir(), 'misfm-profile-vista3d-'));
+const { dir, ckpt, image, opts } = await prepareVista3dBench(v, 'profile-vista3d');
 try {
-  manualSeed(0);
-  const net = createVista3d(v.preset!);
-  const ckpt = path.join(dir, 'model.pt');
-  saveVista3dCheckpoint(net, ckpt);
-  net.dispose();
-  const image = await readImage(v.input!);
-  const opts = { threads: Number(v.threads), roi: [roi, roi, roi] as const, spacing: [sp, sp, sp] as [number, number, number] };
   const s = await openVista3dSession(ckpt, image, opts);
   // The output upscaling is a Sequential instance of the model: wrap it there.
   const run = async (label: string, f: () => Promise<unknown>): Promise<{ total: number; stages: Record<string, { ms: number; calls: number }> }> => {
@@ -87,7 +70,7 @@ try {
     return { total: Math.round(total), stages };
   };
   let auto: Awaited<ReturnType<typeof s.autoSegment>> | null = null;
-  const a = await run('automatic pass', async () => { auto = await s.autoSegment(v.classes!.split(',')); });
+  const a = await run('automatic pass', async () => { auto = await s.autoSegment(v.classes.split(',')); });
   s.dispose();
   const s2 = await openVista3dSession(ckpt, image, opts);
   const up = (s2 as unknown as { model: VISTA3D }).model.pointHead.outputUpscaling;

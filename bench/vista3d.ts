@@ -7,31 +7,14 @@
  *   npx tsc -p tsconfig.json && node dist/bench/vista3d.js [--preset vista3d-cpu] [--roi 64] [--spacing 3]
  *     [--classes liver,spleen] [--threads 2] [--input ../shared/data/01_totalseg_abdomen_ct/ct.nii.gz]
  */
-import path from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import { parseArgs } from 'node:util';
-import { manualSeed } from '../src/engine/creation.js';
-import { readImage } from '../src/io/image/index.js';
-import { createVista3d } from '../src/models/registry.js';
-import { saveVista3dCheckpoint } from '../src/models/vista3d/checkpoint.js';
+import { rmSync } from 'node:fs';
+import { parseVista3dBenchArgs, prepareVista3dBench } from './vista3d-setup.js';
 import { openVista3dSession } from '../src/infer/vista3d/session.js';
 
-const { values: v } = parseArgs({ options: {
-  preset: { type: 'string', default: 'vista3d-cpu' }, roi: { type: 'string', default: '64' }, spacing: { type: 'string', default: '3' },
-  classes: { type: 'string', default: 'liver,spleen' }, threads: { type: 'string', default: '2' },
-  input: { type: 'string', default: path.resolve('../shared/data/01_totalseg_abdomen_ct/ct.nii.gz') },
-} });
+const v = parseVista3dBenchArgs('2');
 const roi = Number(v.roi), sp = Number(v.spacing);
-const dir = mkdtempSync(path.join(os.tmpdir(), 'misfm-bench-vista3d-'));
+const { dir, ckpt, image, opts } = await prepareVista3dBench(v, 'bench-vista3d');
 try {
-  manualSeed(0);
-  const net = createVista3d(v.preset!);
-  const ckpt = path.join(dir, 'model.pt');
-  saveVista3dCheckpoint(net, ckpt);
-  net.dispose();
-  const image = await readImage(v.input!);
-  const opts = { threads: Number(v.threads), roi: [roi, roi, roi] as const, spacing: [sp, sp, sp] as [number, number, number] };
   const s = await openVista3dSession(ckpt, image, opts);
   const plain = await openVista3dSession(ckpt, image, { ...opts, cacheBytes: 0 });
   // CPU time (user + system) of this process: robust to a shared machine, unlike wall time.
@@ -39,7 +22,7 @@ try {
   const w = (): number => performance.now();
   let windows = 0;
   const w0 = w(), t0 = t();
-  const auto = await s.autoSegment(v.classes!.split(','), (_d, n) => { windows = n; });
+  const auto = await s.autoSegment(v.classes.split(','), (_d, n) => { windows = n; });
   const tAuto = t() - t0, wAuto = w() - w0;
   // Two clicks near a corner: both centred windows clamp to the same window (run once, added twice as MONAI sums it).
   const c: [number, number, number] = [10, 10, 10];

@@ -71,15 +71,26 @@ export async function scoreBundledModel(outDir: string, log: (l: string) => void
   const pr = await predictCase(bundle, series, prediction);
   bundle.model.dispose();
   log(`      ${prediction} (${(pr.timings.total / 1000).toFixed(1)} s, ${pr.windowsComputed} windows)`);
+  const { reportJson, table } = await scoreLabelMap(prediction, labelsFile, { values, names }, outDir);
+  return { model, series, prediction, reportJson, table, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Dice/ASSD/HD95 of a predicted label map against a label file, written as evaluation.json/.csv
+ * in `outDir`. The labels may be stored in another voxel order: they are re-indexed onto the
+ * prediction's grid (the held-out series' labels are).
+ */
+async function scoreLabelMap(prediction: string, labelsFile: string, classes: { values: number[]; names: string[] }, outDir: string): Promise<{ reportJson: string; table: string }> {
   const [pv, raw] = await Promise.all([readImage(prediction), readImage(labelsFile)]);
-  const gv = alignToGrid(raw, pv, ['held-out labels', 'prediction']);
+  const gv = alignToGrid(raw, pv, ['labels', 'prediction']);
   const [sx, sy, sz] = pv.spacing;
-  const report = evaluateCases([{ name: 'heldout_ct', pred: pv.data as Uint8Array, gt: gv.data as Uint8Array, shape: [pv.size[2], pv.size[1], pv.size[0]], spacing: [sz, sy, sx] }],
-    { labels: values, names, metrics: ['dice', 'assd', 'hd95'] });
+  const name = path.basename(prediction).replace(/\.nii(\.gz)?$/, '');
+  const report = evaluateCases([{ name, pred: pv.data as Uint8Array, gt: gv.data as Uint8Array, shape: [pv.size[2], pv.size[1], pv.size[0]], spacing: [sz, sy, sx] }],
+    { labels: classes.values, names: classes.names, metrics: ['dice', 'assd', 'hd95'] });
   const reportJson = path.join(outDir, 'evaluation.json');
   writeReportJson(reportJson, report);
   writeReportCsv(path.join(outDir, 'evaluation.csv'), report);
-  return { model, series, prediction, reportJson, table: formatSummary(report), seconds: (Date.now() - t0) / 1000 };
+  return { reportJson, table: formatSummary(report) };
 }
 
 /** The demo's pretraining config: the small preset with the given budget, validated twice. */
@@ -139,14 +150,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   log(`      ${prediction} (${(pr.timings.total / 1000).toFixed(1)} s, ${pr.windowsComputed} windows)`);
 
   log('\n[4/5] evaluation against the TotalSegmentator labels');
-  const [pv, gv] = await Promise.all([readImage(prediction), readImage(path.join(labels, 'abdomen_ct.nii.gz'))]);
-  const [sx, sy, sz] = gv.spacing;
-  const report = evaluateCases([{ name: 'abdomen_ct', pred: pv.data as Uint8Array, gt: gv.data as Uint8Array, shape: [gv.size[2], gv.size[1], gv.size[0]], spacing: [sz, sy, sx] }],
-    { labels: DEMO_CLASSES.values, names: DEMO_CLASSES.names, metrics: ['dice', 'assd', 'hd95'] });
-  const reportJson = path.join(out, 'evaluation.json');
-  writeReportJson(reportJson, report);
-  writeReportCsv(path.join(out, 'evaluation.csv'), report);
-  const table = formatSummary(report);
+  const { reportJson, table } = await scoreLabelMap(prediction, path.join(labels, 'abdomen_ct.nii.gz'), DEMO_CLASSES, out);
   plotRun(pretrainRun);
   plotRun(finetuneRun);
 

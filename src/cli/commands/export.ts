@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { exportModel } from '../../train/export.js';
 import { MisfmError } from '../../util/errors.js';
-import { KEEP_LARGEST_MODES } from '../../config/types.js';
+import { keepLargestMode } from '../args.js';
 
 export const exportCommand: Command = {
   name: 'export',
@@ -22,10 +22,7 @@ it as with any run checkpoint.`,
     if (positionals.length !== 1) throw new MisfmError('ARGUMENT', 'give exactly one checkpoint to export');
     if (values.out === undefined) throw new MisfmError('ARGUMENT', '--out FILE.pt is required');
     const k = values['keep-largest'];
-    if (k !== undefined && !(KEEP_LARGEST_MODES as readonly string[]).includes(k)) {
-      throw new MisfmError('ARGUMENT', `--keep-largest must be one of ${KEEP_LARGEST_MODES.join(', ')}, got '${k}'`);
-    }
-    const r = exportModel(positionals[0]!, values.out, { half: values.half ?? false, ...(k !== undefined ? { keepLargest: k as (typeof KEEP_LARGEST_MODES)[number] } : {}) });
+    const r = exportModel(positionals[0]!, values.out, { half: values.half ?? false, ...(k !== undefined ? { keepLargest: keepLargestMode(k) } : {}) });
     process.stdout.write(`${r.file}: ${(r.bytes / 1e6).toFixed(2)} MB, ${r.tensors} tensors from iteration ${r.iteration}` +
       (r.halved > 0 ? `, ${r.halved} stored as float16 (largest relative rounding error ${r.maxRelativeError.toExponential(2)})` : '') +
       (r.keptFloat32 > 0 ? `, ${r.keptFloat32} kept in float32 (values too small for float16)` : '') + '\n');

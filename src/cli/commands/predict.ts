@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { MisfmError } from '../../util/errors.js';
-import { positiveInt } from '../args.js';
+import { keepLargestMode, positiveInt } from '../args.js';
 import { PRECISION_USAGE, parsePrecision, resolvePrecision } from '../../engine/precision.js';
 import { Progress, formatDuration, type ProgressStream } from '../../util/progress.js';
 import { JsonlLogger } from '../../util/jsonl.js';
@@ -143,11 +143,7 @@ function parseCli(argv: string[]): PredictArgs {
   if (v['sw-batch'] !== undefined) p.batchSize = positiveInt('sw-batch', v['sw-batch']);
   if (v.precision !== undefined) p.precision = resolvePrecision(parsePrecision(v.precision), load.device ?? 'cpu').precision;
   if (v.tta === true) p.ttaFlips = [0, 1, 2];
-  if (v['keep-largest'] !== undefined) {
-    const k = v['keep-largest'];
-    if (k !== 'union' && k !== 'per-class' && k !== 'none') throw new MisfmError('ARGUMENT', `--keep-largest must be union or per-class, got '${k}'`);
-    p.keepLargest = k;
-  }
+  if (v['keep-largest'] !== undefined) p.keepLargest = keepLargestMode(v['keep-largest']);
   if (v.connectivity !== undefined) {
     const c = Number(v.connectivity);
     if (c !== 6 && c !== 18 && c !== 26) throw new MisfmError('ARGUMENT', `--connectivity must be 6, 18 or 26, got '${v.connectivity}'`);

@@ -31,26 +31,18 @@ import { autoLogits, pointLogits } from '../../infer/vista3d/inferer.js';
 import { Rng } from '../../util/rng.js';
 import { CheckpointError, MisfmError } from '../../util/errors.js';
 import { train, type Batch, type BatchSource, type TrainSummary, type TrainableModel, type ValidationResult } from '../trainer.js';
-import { adoptInitPreprocessing, type AdoptableKey } from '../init.js';
+import { adoptInitPreprocessing } from '../init.js';
+import type { FinetuneOptions } from '../finetune.js';
 import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../run-setup.js';
 import { mapLabelNames, readLabelTable } from './labelmap.js';
 import { sampleCentrePoints, type Shape3 } from './sampler.js';
 import { freezeForStage, followUpPoints, patchPrompts, roundLoss, type PatchPrompts } from './step.js';
 
-export interface Vista3dTrainOptions {
-  config: RunConfig;
-  /** Cache folder (prepared with orientation RAS), or image inputs to prepare (with labelsDir / csv). */
-  data: string[];
-  labelsDir?: string;
-  csv?: string;
-  runDir: string;
-  resume?: boolean;
-  quiet?: boolean;
-  validCases?: string[];
-  stopAt?: number;
-  log?: (line: string) => void;
-  explicit?: readonly AdoptableKey[];
-}
+/**
+ * The fine-tuning task's options, less data parallelism (not wired for VISTA3D yet); `data` is a
+ * cache prepared with orientation RAS, or image inputs to prepare so.
+ */
+export type Vista3dTrainOptions = Omit<FinetuneOptions, 'distributed'>;
 
 export interface Vista3dTrainResult extends TrainSummary {
   runDir: string; cache: string; stage: number; trainCases: string[]; validCases: string[];
