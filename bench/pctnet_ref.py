@@ -7,6 +7,7 @@ usage:
 Prints one JSON line.
 """
 import json
+import os
 import math
 import resource
 import sys
@@ -308,8 +309,11 @@ def main():
     warmup = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = PCTNet(cfg)
-    x = torch.randn(1, 1, *cfg['input_size'])
+    # PCTNET_REF_DEVICE=cuda times the same model on a GPU (bench/cuda-check.ts); default CPU.
+    dev = torch.device(os.environ.get('PCTNET_REF_DEVICE', 'cpu'))
+    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    net = PCTNet(cfg).to(dev)
+    x = torch.randn(1, 1, *cfg['input_size']).to(dev)
     times, cpu = [], []
     for r in range(1 - warmup, reps + 1):
         t0 = time.perf_counter()
@@ -325,6 +329,7 @@ def main():
             loss.backward()
             net.zero_grad(set_to_none=True)
         del outs
+        sync()
         if r > 0:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)

@@ -9,6 +9,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
+#include <torch/cuda.h>
 #include <cstring>
 
 namespace misfm {
@@ -269,7 +270,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("config", Napi::String::New(env, at::show_config()));
   o.Set("parallel", Napi::String::New(env, at::get_parallel_info()));
   o.Set("cudaAvailable", Napi::Boolean::New(env, at::hasCUDA()));
-  o.Set("cudaDeviceCount", Napi::Number::New(env, at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0));
+  o.Set("cudaDeviceCount", Napi::Number::New(env, at::hasCUDA() ? static_cast<double>(torch::cuda::device_count()) : 0));
   o.Set("mkldnnAvailable", Napi::Boolean::New(env, at::hasMKLDNN()));
   o.Set("numThreads", Napi::Number::New(env, at::get_num_threads()));
   return o;

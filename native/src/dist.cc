@@ -7,13 +7,17 @@
 // `torch.distributed.init_process_group("gloo", ...)` rank can form one group.
 #include "handle.h"
 
-// The Gloo headers are guarded by the macro PyTorch builds with; Debian's libtorch has Gloo.
+// The Gloo headers are guarded by the macro PyTorch builds with; Debian's libtorch has Gloo (with
+// libgloo-dev). A LibTorch whose include folder lacks gloo/ builds without the Gloo backend.
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#if __has_include(<gloo/algorithm.h>)
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#define MISFM_HAS_GLOO 1
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef MISFM_WITH_CUDA
 #if __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
@@ -25,14 +29,23 @@
 #endif
 #endif
 
+#include <torch/version.h>
 #include <chrono>
 #include <thread>
 
 namespace misfm {
 
+// LibTorch 2.x split the process group into a dispatching ProcessGroup and per-device Backends;
+// ProcessGroupGloo/NCCL are Backends there (ProcessGroups in 1.x) with the same collective calls.
+#if TORCH_VERSION_MAJOR >= 2
+using PgBase = c10d::Backend;
+#else
+using PgBase = c10d::ProcessGroup;
+#endif
+
 struct GroupBox {
   c10::intrusive_ptr<c10d::Store> store;       // the TCPStore (kept for the server's lifetime)
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;   // null once destroyed
+  c10::intrusive_ptr<PgBase> pg;               // null once destroyed
   int rank = 0;
   int size = 1;
   std::string backend;
@@ -68,14 +81,18 @@ class InitWorker : public Napi::AsyncWorker {
       tcp->setTimeout(timeout);
       c10::intrusive_ptr<c10d::Store> defaultPg = c10::make_intrusive<c10d::PrefixStore>("default_pg", tcp);
       c10::intrusive_ptr<c10d::Store> groupStore = c10::make_intrusive<c10d::PrefixStore>("0", defaultPg);
-      c10::intrusive_ptr<c10d::ProcessGroup> pg;
+      c10::intrusive_ptr<PgBase> pg;
       if (backend_ == "gloo") {
+#ifdef MISFM_HAS_GLOO
         auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
         const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
         if (ifname != nullptr && *ifname != '\0') opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
         else opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
         opts->threads = 2;
         pg = c10::make_intrusive<c10d::ProcessGroupGloo>(groupStore, rank_, size_, opts);
+#else
+        throw std::runtime_error("this build of the addon has no Gloo (its LibTorch ships no gloo headers)");
+#endif
       } else if (backend_ == "nccl") {
 #ifdef MISFM_HAS_NCCL
         auto opts = c10d::ProcessGroupNCCL::Options::create();
@@ -268,7 +285,11 @@ static Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
 static Napi::Value DistBackends(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto o = Napi::Object::New(env);
+#ifdef MISFM_HAS_GLOO
   o.Set("gloo", Napi::Boolean::New(env, true));
+#else
+  o.Set("gloo", Napi::Boolean::New(env, false));
+#endif
 #ifdef MISFM_HAS_NCCL
   o.Set("nccl", Napi::Boolean::New(env, true));
 #else

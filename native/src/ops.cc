@@ -7,9 +7,20 @@
 #include "handle.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/version.h>
 #include <mutex>
+#include <optional>
 
 namespace misfm {
+
+// LibTorch 2.x made c10::optional an alias of std::optional (and may drop the alias); 1.x has its own.
+#if TORCH_VERSION_MAJOR >= 2
+template <class T> using Optional = std::optional<T>;
+#define MISFM_NONE std::nullopt
+#else
+template <class T> using Optional = c10::optional<T>;
+#define MISFM_NONE c10::nullopt
+#endif
 
 static std::mutex g_ops_mutex;
 static std::vector<c10::OperatorHandle> g_ops;
@@ -96,10 +107,10 @@ static c10::IValue ToList(Napi::Env env, const Napi::Value& v, const c10::TypePt
       return c10::IValue(out);
     }
     case c10::TypeKind::OptionalType: {
-      c10::List<c10::optional<at::Tensor>> out;
+      c10::List<Optional<at::Tensor>> out;
       for (uint32_t i = 0; i < n; i++) {
         Napi::Value e = arr.Get(i);
-        if (e.IsNull() || e.IsUndefined()) out.push_back(c10::nullopt);
+        if (e.IsNull() || e.IsUndefined()) out.push_back(MISFM_NONE);
         else out.push_back(Unwrap(env, e, where.c_str()));
       }
       return c10::IValue(out);

@@ -14,8 +14,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Vec3 } from '../io/volume.js';
 import type { RawTensor } from '../engine/dtype.js';
-import { callOp } from '../engine/call.js';
-import { noGrad } from '../engine/creation.js';
 import { native } from '../engine/native.js';
 import { CheckpointError, ConfigError, MisfmError } from '../util/errors.js';
 import { loadCheckpointFile, detectCheckpointFormat } from '../io/checkpoint/index.js';
@@ -172,19 +170,9 @@ function modelConfigFrom(v: ModelConfig | string): ModelConfig {
   throw new ConfigError('model', `'${v}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a JSON file`);
 }
 
-/** Move every parameter and buffer of `model` to `device` in place. */
+/** Move every parameter and buffer of `model` to `device` in place (checked: see checkDevice). */
 function moveToDevice(model: SegmentationNetwork, device: string): void {
-  if (device === 'cpu') return;
-  if (!/^cuda(:\d+)?$/.test(device)) throw new MisfmError('ARGUMENT', `device must be 'cpu', 'cuda' or 'cuda:N', got '${device}'`);
-  const info = native().info();
-  if (!info.cudaAvailable) throw new MisfmError('ENGINE', `device '${device}' requested but this libtorch build has no CUDA (${info.config.split('\n')[0] ?? 'cpu'}); use --device cpu`);
-  noGrad(() => {
-    for (const [, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
-      const moved = t.to(device);
-      callOp('set_.source_Tensor', [t, moved]);
-      moved.dispose();
-    }
-  });
+  model.toDevice(device);
 }
 
 /** When the weights belong to another network than the config names, say which (or that none is known). */

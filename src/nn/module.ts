@@ -9,8 +9,26 @@
 import { Tensor } from '../engine/tensor.js';
 import { fromTypedArray, noGrad } from '../engine/creation.js';
 import { keep } from '../engine/scope.js';
+import { callOp } from '../engine/call.js';
 import { typedView, type RawTensor } from '../engine/dtype.js';
 import { MisfmError, fmtShape } from '../util/errors.js';
+import { native } from '../engine/native.js';
+
+/**
+ * Throw a clear error unless `device` is 'cpu', or 'cuda' / 'cuda:N' with a CUDA build of the
+ * engine and that many devices.
+ */
+export function checkDevice(device: string): void {
+  if (device === 'cpu') return;
+  const m = /^cuda(?::(\d+))?$/.exec(device);
+  if (m === null) throw new MisfmError('ARGUMENT', `device must be 'cpu', 'cuda' or 'cuda:N', got '${device}'`);
+  const info = native().info();
+  if (!info.cudaAvailable) {
+    throw new MisfmError('ENGINE', `device '${device}' requested but this libtorch build has no CUDA (${info.config.split('\n')[0] ?? 'cpu'}); use --device cpu, or build against a CUDA LibTorch (README, "Using a GPU")`);
+  }
+  const index = m[1] === undefined ? 0 : Number(m[1]);
+  if (index >= info.cudaDeviceCount) throw new MisfmError('ENGINE', `device '${device}' requested but ${info.cudaDeviceCount} CUDA device(s) are visible`);
+}
 
 /** What loadStateDict did with every key. Nothing is skipped silently. */
 export interface LoadReport {
@@ -163,6 +181,24 @@ export abstract class Module {
       }
     });
     return report;
+  }
+
+  /**
+   * Move every parameter and buffer to `device` ('cpu', 'cuda', 'cuda:N') in place: the tensor
+   * objects stay the same (their storage is swapped, like PyTorch's Module.to), so optimizers and
+   * any code holding them keep working. Returns this.
+   */
+  toDevice(device: string): this {
+    checkDevice(device);
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...[...this.namedBuffers()].map(([, b]) => b)]) {
+        if (t.device === device || (device === 'cuda' && t.device === 'cuda:0')) continue;
+        const moved = t.to(device);
+        callOp('set_.source_Tensor', [t, moved]);
+        moved.dispose();
+      }
+    });
+    return this;
   }
 
   /** Set training mode on this module and all children. */

@@ -153,3 +153,20 @@ test('schedules follow their closed forms', () => {
   o = mk(); assert.equal(at(new PolynomialLR(o, 10, 0.8), o, 12), 0);
   o = mk(); assert.ok(Math.abs(at(new CosineAnnealingLR(o, 10, 0), o, 5) - 0.5) < 1e-12);
 });
+
+test('Module.toDevice: cpu keeps the tensor objects and values; bad or absent devices are clear errors', () => {
+  const m = new nn.Linear(3, 2);
+  const w = m.weight, before = Array.from(w.dataF32());
+  assert.equal(m.toDevice('cpu'), m);
+  assert.equal(m.weight, w, 'same tensor object after the move');
+  assert.deepEqual(Array.from(m.weight.dataF32()), before);
+  assert.throws(() => m.toDevice('gpu'), (e: unknown) => e instanceof MisfmError && /device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'/.test(e.message));
+  const info = E.native().info();
+  if (!info.cudaAvailable) {
+    assert.throws(() => m.toDevice('cuda'), (e: unknown) => e instanceof MisfmError && /has no CUDA/.test(e.message));
+    assert.equal(m.weight.device, 'cpu', 'a refused move leaves the module where it was');
+  } else {
+    assert.throws(() => m.toDevice(`cuda:${info.cudaDeviceCount}`), /CUDA device\(s\) are visible/);
+  }
+  m.dispose();
+});

@@ -120,7 +120,7 @@ export class VISTA3D extends Module {
     const B = points.coords.length, N = points.labels[0]?.length ?? 0;
     const flat = new Float32Array(B * N * 3);
     points.coords.forEach((pts, b) => pts.forEach((c, n) => flat.set([c[0]!, c[1]!, c[2]!], (b * N + n) * 3)));
-    const coords = fromTypedArray(flat, [B, N, 3]);
+    const coords = fromTypedArray(flat, [B, N, 3], { device: f.pointLow.device });
     const tok = this.pointHead.tokens(coords, points.labels, f.size, promptClass, tap); coords.dispose();
     if (tap !== undefined) tap('transformer_in_tokens', tok);
     try { return this.pointHead.decode(f.pointLow, tok, tap); } finally { tok.dispose(); }
@@ -129,7 +129,7 @@ export class VISTA3D extends Module {
   /** Class-head logits [B,1,H,W,D] from cached features. */
   classLogits(f: ImageFeatures, classVector: readonly number[]): Tensor {
     if (f.autoMapped === null) throw new MisfmError('ARGUMENT', 'VISTA3D: the class branch was not encoded');
-    const cv = fromTypedArray(BigInt64Array.from(classVector.map((c) => BigInt(c))), [classVector.length, 1]);
+    const cv = fromTypedArray(BigInt64Array.from(classVector.map((c) => BigInt(c))), [classVector.length, 1], { device: f.autoMapped.device });
     const e = this.classHead.embed(cv); cv.dispose();
     try { return this.classHead.logits(f.autoMapped, e); } finally { e.dispose(); }
   }
@@ -161,9 +161,10 @@ export class VISTA3D extends Module {
   forward(x: Tensor, p: Vista3dPrompts, tap?: PointHeadTap): Tensor {
     const s = x.shape;
     const size: Triple = [s[2]!, s[3]!, s[4]!];
-    if ((p.classVector ?? null) === null && (p.points ?? null) === null) return full([1, 1, ...size], NINF_VALUE);
+    const device = x.device;
+    if ((p.classVector ?? null) === null && (p.points ?? null) === null) return full([1, 1, ...size], NINF_VALUE, { device });
     const plan = this.plan(size, p);
-    if (plan.points === null && !plan.withLabel) return full([plan.bs, 1, ...size], NINF_VALUE);
+    if (plan.points === null && !plan.withLabel) return full([plan.bs, 1, ...size], NINF_VALUE, { device });
     const f = this.encode(x, plan.points !== null, plan.withLabel);
     try { return this.decodeHeads(f, p, plan, tap); } finally { disposeFeatures(f); }
   }
@@ -173,7 +174,9 @@ export class VISTA3D extends Module {
     const size = f.size;
     const vol = size[0] * size[1] * size[2];
     const mode = p.mergeMode ?? 'monai';
-    if (plan.points === null && !plan.withLabel) return full([plan.bs, 1, ...size], NINF_VALUE);
+    // Results go back to the features' device (merges run in JS on host copies).
+    const device = (f.pointLow ?? f.autoMapped)?.device ?? 'cpu';
+    if (plan.points === null && !plan.withLabel) return full([plan.bs, 1, ...size], NINF_VALUE, { device });
     if (plan.withLabel) {
       const logits = this.classLogits(f, p.classVector!);
       if (plan.points === null) return logits;
@@ -184,7 +187,7 @@ export class VISTA3D extends Module {
       const merged = p.patch == null
         ? gaussianCombine(obj, b, plan.points.coords, plan.points.labels, plan.mapping, p.radius)
         : connectedComponentsCombine(obj, b, plan.points.coords, plan.points.labels, plan.mapping, mode);
-      return fromTypedArray(merged, [plan.bs, 1, ...size]);
+      return fromTypedArray(merged, [plan.bs, 1, ...size], { device });
     }
     const pts = plan.points!;
     const pl = this.pointLogits(f, pts, plan.promptClass, tap);
@@ -194,12 +197,12 @@ export class VISTA3D extends Module {
       const at: PatchCoords = { start: [p.patch.start[0] - o[0], p.patch.start[1] - o[1], p.patch.start[2] - o[2]], stop: [p.patch.stop[0] - o[0], p.patch.stop[1] - o[1], p.patch.stop[2] - o[2]] };
       const prev = cropObjects(p.prevMask, at, size);
       const merged = connectedComponentsCombine({ data: prev, count: p.prevMask.count, shape: size }, b, pts.coords, pts.labels, plan.mapping, mode);
-      return fromTypedArray(merged, [p.prevMask.count, 1, ...size]);
+      return fromTypedArray(merged, [p.prevMask.count, 1, ...size], { device });
     }
     const all = new Float32Array(plan.bs * vol).fill(NINF_VALUE);
     const mapped = plan.mapping.flatMap((m, i) => (m ? [i] : []));
     mapped.forEach((o, i) => all.set(b.subarray(i * vol, (i + 1) * vol), o * vol));
-    return fromTypedArray(all, [plan.bs, 1, ...size]);
+    return fromTypedArray(all, [plan.bs, 1, ...size], { device });
   }
 }
 

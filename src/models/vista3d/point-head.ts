@@ -39,8 +39,9 @@ export class PositionEmbeddingRandom extends Module {
   /** The dense grid for a [h, w, d] feature map: [E, h, w, d], voxel (i,j,k) at ((i+.5)/h, (j+.5)/w, (k+.5)/d). */
   grid(size: readonly [number, number, number]): Tensor {
     const [h, w, d] = size;
+    const device = this.gaussian.device;
     const axis = (n: number, shape: number[]): Tensor => {
-      const a = arange(0, n); const b = a.add(0.5); a.dispose();
+      const a = arange(0, n, 1, { device }); const b = a.add(0.5); a.dispose();
       const c = b.div(n); b.dispose();
       const v = c.view(shape); c.dispose();
       try { return v.expand([h, w, d]); } finally { v.dispose(); }
@@ -53,7 +54,7 @@ export class PositionEmbeddingRandom extends Module {
   }
   /** Points [B, N, 3] (already shifted to voxel centres) normalised by `size` = (H, W, D): [B, N, E]. */
   withCoords(coords: Tensor, size: readonly [number, number, number]): Tensor {
-    const sz = fromTypedArray(new Float32Array(size), [3]);
+    const sz = fromTypedArray(new Float32Array(size), [3], { device: coords.device });
     const f = coords.dtype === 'float32' ? coords.view(coords.shape) : coords.to('float32');
     const u = f.div(sz); f.dispose(); sz.dispose();
     try { return this.encode(u); } finally { u.dispose(); }
@@ -144,7 +145,7 @@ export class PointMappingSAM extends Module {
     const w = (m: Embedding): Tensor => m.weight.view([this.o.featureSize]);
     const neg = w(this.pointEmbeddings.at(0)), pos = w(this.pointEmbeddings.at(1)), special = w(this.specialClassEmbed), pad = w(this.notAPointEmbed);
     const negS = neg.add(special), posS = pos.add(special);
-    const zero = zeros([this.o.featureSize]);
+    const zero = zeros([this.o.featureSize], { device: neg.device });
     // Row r of the table is added to a point of label r-1; row 5 (zero) to any other value.
     const table = stack([pad, neg, pos, negS, posS, zero], 0);
     for (const t of [neg, pos, special, pad, negS, posS, zero]) t.dispose();
@@ -154,7 +155,8 @@ export class PointMappingSAM extends Module {
       idx[b * N + n] = BigInt(l >= -1 && l <= 3 ? l + 1 : 5);
       keep[b * N + n] = l === -1 ? 0 : 1;
     }
-    const idxT = fromTypedArray(idx, [B * N]), keepT = fromTypedArray(keep, [B, N, 1]);
+    const device = coords.device;
+    const idxT = fromTypedArray(idx, [B * N], { device }), keepT = fromTypedArray(keep, [B, N, 1], { device });
     const add = table.indexSelect(0, idxT); table.dispose(); idxT.dispose();
     const add3 = add.view([B, N, this.o.featureSize]); add.dispose();
     const kept = pe.mul(keepT); pe.dispose(); keepT.dispose();
