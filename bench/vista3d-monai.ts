@@ -8,9 +8,13 @@
  * MONAI is imported from a source snapshot (--monai, or $MONAI_SRC), e.g.
  *   git -C MONAI-mirror archive HEAD monai | tar -x -C /tmp/monai-src
  * and runs under the same machine's python3 + torch (Debian's python3-torch here; CUDA torch on a GPU).
+ * Allocators (--malloc): `user` (default) gives each side what its user gets: misfm the launcher's
+ * (bin/misfm.js: jemalloc when installed), PyTorch the default glibc; `same` runs PyTorch under
+ * misfm's allocator too.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/vista3d-monai.js [--preset vista3d-official] [--roi 64]
  *     [--classes 3] [--reps 3] [--threads 2] [--device cpu|cuda] [--monai /tmp/monai-src] [--python /usr/bin/python3]
+ *     [--malloc user|same]
  */
 import path from 'node:path';
 import os from 'node:os';
@@ -18,6 +22,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+// @ts-expect-error plain JS module shared with the launcher
+import { allocatorEnv } from '../../bin/allocator.js';
 import { manualSeed, noGrad, randn, setNumThreads } from '../src/engine/creation.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { createVista3d } from '../src/models/registry.js';
@@ -27,8 +34,14 @@ import { VISTA3D_PRESETS, resolveVista3dOptions } from '../src/models/vista3d/op
 const { values: v } = parseArgs({ options: {
   preset: { type: 'string', default: 'vista3d-official' }, roi: { type: 'string', default: '64' }, classes: { type: 'string', default: '3' },
   reps: { type: 'string', default: '3' }, threads: { type: 'string', default: '2' }, device: { type: 'string', default: 'cpu' },
-  monai: { type: 'string', default: process.env['MONAI_SRC'] ?? '/tmp/monai-src' }, python: { type: 'string', default: process.env['PYTHON'] ?? '/usr/bin/python3' },
+  monai: { type: 'string', default: process.env['MONAI_SRC'] ?? '/tmp/monai-src' }, python: { type: 'string', default: process.env['PYTHON'] ?? '/usr/bin/python3' }, malloc: { type: 'string', default: 'user' },
 } });
+// The launcher's allocator for this process (bin/misfm.js does the same re-execution).
+if (process.env['MISFM_ALLOCATOR_SET'] === undefined) {
+  const env = { ...process.env, ...allocatorEnv(process.env, existsSync), MISFM_ALLOCATOR_SET: '1', MISFM_PARENT_ENV: JSON.stringify({ LD_PRELOAD: process.env['LD_PRELOAD'] ?? null, MALLOC_CONF: process.env['MALLOC_CONF'] ?? null }) };
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env });
+  process.exit(r.status ?? 1);
+}
 const roi = Number(v.roi), reps = Number(v.reps), threads = Number(v.threads), device = v.device!;
 const classes = Array.from({ length: Number(v.classes) }, (_, i) => i + 1);
 const centre = Math.floor(roi / 2);
@@ -71,7 +84,14 @@ try {
   };
   writeFileSync(path.join(dir, 'args.json'), JSON.stringify(args));
   const ref = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bench/vista3d_monai_ref.py');
-  const r = spawnSync(v.python!, [ref, path.join(dir, 'args.json')], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
+  if (v.malloc !== 'same') {
+    // What a PyTorch user gets: the allocator variables this process was started with, not the launcher's.
+    const parent = JSON.parse(process.env['MISFM_PARENT_ENV'] ?? '{}') as Record<string, string | null>;
+    for (const k of ['LD_PRELOAD', 'MALLOC_CONF', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_']) delete childEnv[k];
+    for (const [k, val] of Object.entries(parent)) if (val !== null) childEnv[k] = val;
+  }
+  const r = spawnSync(v.python!, [ref, path.join(dir, 'args.json')], { encoding: 'utf8', env: childEnv });
   if (r.status !== 0) throw new Error(`MONAI reference failed (${v.python} ${ref}):\n${r.stderr}`);
   const torchRes = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | string>;
   const row = (kind: string): Record<string, number> => {
@@ -82,6 +102,7 @@ try {
   };
   console.log(JSON.stringify({
     preset: v.preset, roi, classes: classes.length, reps, threads, device, torch: torchRes['torch'],
+    malloc: { misfm: process.env['LD_PRELOAD']?.includes('jemalloc') === true ? 'jemalloc' : 'glibc', torch: (childEnv['LD_PRELOAD'] ?? '').includes('jemalloc') ? 'jemalloc' : 'glibc' },
     auto: row('auto'), point: row('point'),
     peakRssMB: { misfm: misfmRssMB, torch: torchRes['peakRssMB'] }, ...(torchRes['peakGpuMB'] !== undefined ? { torchPeakGpuMB: torchRes['peakGpuMB'] } : {}),
   }, null, 1));
