@@ -217,6 +217,10 @@ function vista3dSmall(): RunConfig {
   c.inference.blend = 'constant';
   c.output.dir = 'runs/vista3d-small';
   c.vista3d = defaultVista3dRecipe();
+  // The research supervoxel sampler scaled from 128³ patches at 1.5 mm to 64³ at 3 mm: 2x the voxel
+  // size gives minSize (20·1.5/3)³ = 1000 and a 5-voxel border; Algorithm 2's 400 supervoxels per CT
+  // (about one per (54 mm)³) give ~48 per (192 mm)³ patch.
+  c.vista3d.stages[0]!.supervoxels = { segments: 48, compactness: 0.1, minSize: 1000, offset: 5 };
   return c;
 }
 

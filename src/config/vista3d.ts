@@ -28,6 +28,30 @@ export interface Vista3dStageConfig {
    * small classes (misfm's reading of stage 2's and stage 4's "fine-tuning with oversampling").
    */
   classCrops: number;
+  /**
+   * The research supervoxel sampler (spec §10.1; train/vista3d/supervoxel-sampler.ts) for point
+   * prompts: zero-shot targets from supervoxels (misfm: SLIC on the CT intensity, its stand-in for
+   * Algorithm 2's SAM features). null: the regular sampler only. The research trainer uses it in
+   * stage 1 (TotalSegmentator-like data); classes-only stages ignore it.
+   */
+  supervoxels: Vista3dSupervoxelConfig | null;
+}
+
+/** Supervoxel sampling settings (research values for 128³ patches at 1.5 mm as defaults). */
+export interface Vista3dSupervoxelConfig {
+  /** SLIC supervoxels per patch (Algorithm 2 makes 400 per CT). */
+  segments: number;
+  /** SLIC compactness on intensity in [0, 1] (misfm's). */
+  compactness: number;
+  /** Smallest supervoxel that may become a zero-shot class, voxels (research 20³). */
+  minSize: number;
+  /** Patch border without clicks, voxels (research 10). */
+  offset: number;
+}
+
+/** The research sampler's settings for its 128³ patches at 1.5 mm (with misfm's SLIC stand-in). */
+export function researchSupervoxels(): Vista3dSupervoxelConfig {
+  return { segments: 400, compactness: 0.1, minSize: 8000, offset: 10 };
 }
 
 export interface Vista3dRecipe {
@@ -55,7 +79,8 @@ export interface Vista3dRecipe {
 export function defaultVista3dStages(): Vista3dStageConfig[] {
   const points = { prompts: 'points', iterNum: 5, maxPoint: 3, maxForeprompt: 4, maxBackprompt: 0, train: 'all' } as const;
   const auto = { prompts: 'classes', iterNum: 1, maxPoint: 3, maxForeprompt: 32, maxBackprompt: 4, train: 'auto' } as const;
-  return [{ ...points, classCrops: 0.5 }, { ...points, classCrops: 1 }, { ...auto, classCrops: 0.5 }, { ...auto, classCrops: 1 }];
+  return [{ ...points, classCrops: 0.5, supervoxels: researchSupervoxels() }, { ...points, classCrops: 1, supervoxels: null },
+    { ...auto, classCrops: 0.5, supervoxels: null }, { ...auto, classCrops: 1, supervoxels: null }];
 }
 
 export function defaultVista3dRecipe(): Vista3dRecipe {
@@ -67,6 +92,9 @@ const RECIPE_KEYS = ['stage', 'stages', 'labelTable', 'labelMap', 'classes', 'ho
 const stageCheck: Check<Vista3dStageConfig> = (v, path) => section<Vista3dStageConfig>(v, path, {
   prompts: oneOf(VISTA3D_PROMPT_KINDS), iterNum: int({ min: 1, max: 50 }), maxPoint: int({ min: 1 }),
   maxForeprompt: int({ min: 1 }), maxBackprompt: int({ min: 0 }), train: oneOf(VISTA3D_TRAINED_PARTS), classCrops: num({ min: 0, max: 1 }),
+  supervoxels: nullable((v, path) => section<Vista3dSupervoxelConfig>(v, path, {
+    segments: int({ min: 1 }), compactness: num({ min: 0 }), minSize: int({ min: 1 }), offset: int({ min: 0 }),
+  })),
 });
 
 /**
@@ -82,7 +110,13 @@ export function checkVista3dRecipe(raw: unknown, path: string, nClasses: number)
   let stages = d.stages;
   if (raw['stages'] !== undefined) {
     if (!Array.isArray(raw['stages']) || raw['stages'].length !== 4) fail(`${path}.stages`, `must list the 4 stages, got ${show(raw['stages'])}`);
-    stages = (raw['stages'] as unknown[]).map((s, i) => stageCheck(isPlainObject(s) ? { ...d.stages[i]!, ...s } : s, `${path}.stages[${i}]`));
+    // A partial stage (or supervoxels section) takes the default's other values.
+    const merged = (s: unknown, i: number): unknown => {
+      if (!isPlainObject(s)) return s;
+      const sv = s['supervoxels'];
+      return { ...d.stages[i]!, ...s, ...(isPlainObject(sv) ? { supervoxels: { ...(d.stages[i]!.supervoxels ?? researchSupervoxels()), ...sv } } : {}) };
+    };
+    stages = (raw['stages'] as unknown[]).map((s, i) => stageCheck(merged(s, i), `${path}.stages[${i}]`));
   }
   for (const [i, s] of stages.entries()) {
     if (s.prompts === 'classes' && s.iterNum !== 1) fail(`${path}.stages[${i}].iterNum`, `must be 1 for class prompts (click rounds need points), got ${s.iterNum}`);

@@ -11,6 +11,7 @@ import { Rng } from '../../util/rng.js';
 import { connectedComponents } from '../../infer/postprocess.js';
 import { MERGE_LIST, SPECIAL_INDEX } from '../../models/vista3d/classes.js';
 import type { PointPrompts } from '../../models/vista3d/model.js';
+import type { SupervoxelPointSampler } from './supervoxel-sampler.js';
 
 export type Shape3 = readonly [number, number, number];
 export type LabelArray = ArrayLike<number>;
@@ -81,14 +82,21 @@ export function convertPointLabel(points: PointPrompts, classes: readonly number
 export interface PromptSamplingOptions {
   maxPoint?: number; maxPrompt?: number | null; maxForeprompt?: number | null; maxBackprompt?: number | null;
   dropLabelProb?: number; dropPointProb?: number;
+  /**
+   * The research supervoxel sampler for the present classes (generate_prompt_pairs with a
+   * point_sampler: Np = maxPoint, Nn = 0, background rows padded to the same length).
+   */
+  pointSampler?: SupervoxelPointSampler;
 }
 
 export interface SampledPrompts {
   /** Class prompt per object ([] when dropped: point-only). */
   labelPrompt: number[] | null;
   points: PointPrompts | null;
-  /** Class of each object (survives dropping). */
+  /** Class of each object (survives dropping); a zero-shot target's is its shifted index. */
   promptClass: number[];
+  /** The label map the targets come from when a supervoxel sampler changed it (else the input's). */
+  labels?: Uint16Array;
 }
 
 /** Training prompts for one patch (spec §10.1). `labelSet`: the dataset's global classes. */
@@ -107,7 +115,16 @@ export function samplePromptPairs(labels: LabelArray, shape: Shape3, labelSet: r
   const np = Math.min(maxPoint, Math.floor(Math.abs(rng.normal(0, sigma))) + 1);
   const nn = Math.min(maxPoint, Math.floor(Math.abs(rng.normal(0, sigma))));
   const coords: number[][][] = [], lab: number[][] = [];
-  for (const c of classes) {
+  const ps = o.pointSampler;
+  const drawn = ps !== undefined && fore.length > 0 ? ps.sample(classes.filter((c) => present.has(c)), maxPoint, 0) : null;
+  if (drawn !== null) {
+    const len = drawn.labels[0]!.length;
+    let f = 0;
+    for (const c of classes) {
+      if (present.has(c)) { coords.push(drawn.coords[f]!); lab.push(drawn.labels[f]!); f++; }
+      else { coords.push(Array.from({ length: len }, () => [0, 0, 0])); lab.push(Array<number>(len).fill(-1)); }
+    }
+  } else for (const c of classes) {
     const pos: number[] = [], neg: number[] = [];
     if (present.has(c)) for (let i = 0; i < labels.length; i++) (labels[i] === c ? pos : neg).push(i);
     const row: number[][] = [], rl: number[] = [];
@@ -125,17 +142,18 @@ export function samplePromptPairs(labels: LabelArray, shape: Shape3, labelSet: r
   }
   let labelPrompt: number[] | null = [...classes];
   let points: PointPrompts | null = { coords, labels: lab };
-  let promptClass = [...classes];
+  // The research trainer shifts prompt_class (not the class prompt) for zero-shot targets.
+  let promptClass = drawn !== null ? classes.map((c) => ps!.shifted.get(c) ?? c) : [...classes];
   if (fore.length > 0 && rng.uniform() < (o.dropLabelProb ?? 0.2)) {
     // Point-only: the background rows go too.
     const n = classes.filter((c) => present.has(c)).length;
     labelPrompt = null;
     points = { coords: coords.slice(0, n), labels: lab.slice(0, n) };
-    promptClass = classes.slice(0, n);
+    promptClass = promptClass.slice(0, n);
   } else if (rng.uniform() < (o.dropPointProb ?? 0.2)) {
     points = null;
   }
-  return { labelPrompt, points, promptClass };
+  return { labelPrompt, points, promptClass, ...(drawn !== null ? { labels: ps!.label } : {}) };
 }
 
 /** The target of a prompt: its class plus the labels merged into it for training. */

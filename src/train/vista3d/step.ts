@@ -17,12 +17,13 @@ import type { VISTA3D, PointPrompts } from '../../models/vista3d/model.js';
 import { disposeFeatures } from '../../models/vista3d/model.js';
 import { vista3dDiceCE } from './loss.js';
 import { nextPoints, samplePromptPairs, targetMask, type Shape3 } from './sampler.js';
+import { SupervoxelPointSampler } from './supervoxel-sampler.js';
 import { defaultVista3dStages, type Vista3dStageConfig } from '../../config/vista3d.js';
 
 export type Vista3dStage = 1 | 2 | 3 | 4;
 
 /** One stage's settings (the recipe's; `classCrops` matters only to the data stream). */
-export type StageSettings = Omit<Vista3dStageConfig, 'classCrops'> & Partial<Pick<Vista3dStageConfig, 'classCrops'>>;
+export type StageSettings = Omit<Vista3dStageConfig, 'classCrops' | 'supervoxels'> & Partial<Pick<Vista3dStageConfig, 'classCrops' | 'supervoxels'>>;
 
 /** The research configs' per-stage settings (hyper_parameters_stage{1..4}.yaml). */
 export const VISTA3D_STAGES: Readonly<Record<Vista3dStage, StageSettings>> = (() => {
@@ -60,16 +61,24 @@ export interface PatchPrompts {
   targets: Uint8Array[];
 }
 
-/** Draw a patch's prompts (spec §10.1) as the stage asks; null when the patch yields none. */
-export function patchPrompts(labels: ArrayLike<number>, shape: Shape3, labelSet: readonly number[], stage: StageSettings, rng: Rng): PatchPrompts | null {
+/**
+ * Draw a patch's prompts (spec §10.1) as the stage asks; null when the patch yields none. `sv`: the
+ * patch's supervoxels, used by point stages whose `supervoxels` setting is on (zero-shot targets).
+ */
+export function patchPrompts(labels: ArrayLike<number>, shape: Shape3, labelSet: readonly number[], stage: StageSettings, rng: Rng, sv: ArrayLike<number> | null = null): PatchPrompts | null {
+  const svc = stage.supervoxels ?? null;
+  const pointSampler = stage.prompts === 'points' && svc !== null && sv !== null
+    ? new SupervoxelPointSampler(labels, sv, shape, rng.fork(1), { minSize: svc.minSize, offset: svc.offset }) : undefined;
   const s = samplePromptPairs(labels, shape, labelSet, rng, {
     maxPoint: stage.maxPoint, maxForeprompt: stage.maxForeprompt, maxBackprompt: stage.maxBackprompt,
     dropLabelProb: stage.prompts === 'points' ? 1 : 0, dropPointProb: stage.prompts === 'points' ? 0 : 1,
+    ...(pointSampler !== undefined ? { pointSampler } : {}),
   });
   if (s === null) return null;
   // Point-only prompts need a class present in the patch (MONAI drops labels only when there is one).
   if (stage.prompts === 'points' && s.points === null) return null;
-  return { classes: s.promptClass, labelPrompt: s.labelPrompt, points: s.points, targets: s.promptClass.map((c) => targetMask(labels, c)) };
+  const tl = s.labels ?? labels;
+  return { classes: s.promptClass, labelPrompt: s.labelPrompt, points: s.points, targets: s.promptClass.map((c) => targetMask(tl, c)) };
 }
 
 /**

@@ -36,6 +36,7 @@ import type { FinetuneOptions } from '../finetune.js';
 import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../run-setup.js';
 import { mapLabelNames, readLabelTable } from './labelmap.js';
 import { sampleCentrePoints, type Shape3 } from './sampler.js';
+import { slicSupervoxels } from './supervoxels.js';
 import { freezeForStage, followUpPoints, patchPrompts, roundLoss, type PatchPrompts } from './step.js';
 
 /**
@@ -110,8 +111,12 @@ class Vista3dStream implements BatchSource {
   #next: number;
   #restore: Vista3dStreamPosition['patch'];
 
+  /**
+   * `airBelow`: HU −800 on the [0, 1] intensity scale (Algorithm 2 zeroes the largest air component
+   * of the supervoxels), null when the stage draws no supervoxels.
+   */
   constructor(private readonly loader: Loader, pos: Vista3dStreamPosition | null, private readonly labelSet: readonly number[],
-    private readonly stage: Vista3dStageConfig, private readonly seed: number) {
+    private readonly stage: Vista3dStageConfig, private readonly seed: number, private readonly airBelow: number | null = null) {
     this.#next = pos?.patch?.index ?? pos?.next ?? 0;
     this.#restore = pos?.patch ?? null;
   }
@@ -129,7 +134,10 @@ class Vista3dStream implements BatchSource {
       const image = toUnit(zyxToXyz(b.image, [D, H, W], new Float32Array(b.image.length)));
       const labels = zyxToXyz(b.label, [D, H, W], new Int16Array(b.label.length));
       const rng = this.#rng(b.firstIndex);
-      const prompts = patchPrompts(labels, shape, this.labelSet, this.stage, rng.fork(0));
+      // Supervoxels of the patch (deterministic in the image, so a resumed patch sees the same ones).
+      const svc = this.stage.prompts === 'points' ? this.stage.supervoxels : null;
+      const sv = svc == null ? null : slicSupervoxels(image, shape, { segments: svc.segments, compactness: svc.compactness, airBelow: this.airBelow });
+      const prompts = patchPrompts(labels, shape, this.labelSet, this.stage, rng.fork(0), sv);
       this.#next = b.firstIndex + 1;
       if (prompts === null) {
         if (++empty >= 1000) throw new MisfmError('DATA', `1000 crops in a row held no class to prompt for (classes ${this.labelSet.join(', ')}); check the label map and vista3d.classes`);
@@ -311,7 +319,7 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
           intensity: { name: 'ct-window', lo: it[0]!, hi: it[1]! }, flip: false, foregroundP: stage.classCrops, caseIds: split.train,
           labelMap: Object.fromEntries(map), augment: d.augment, seed: cfg.training.seed, startIndex: p?.patch?.index ?? p?.next ?? 0,
         });
-        stream = new Vista3dStream(loader, p, labelSet, stage, cfg.training.seed);
+        stream = new Vista3dStream(loader, p, labelSet, stage, cfg.training.seed, (-800 - it[0]!) / (it[1]! - it[0]!));
         return stream;
       },
       step: (m, batch) => stream!.step(m as unknown as VISTA3D, batch),
