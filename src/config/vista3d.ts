@@ -6,12 +6,16 @@
  */
 import { bool, fail, int, isPlainObject, list, nullable, num, oneOf, section, show, str, strictObject, type Check } from './check.js';
 
-export const VISTA3D_PROMPT_KINDS = ['points', 'classes'] as const;
+export const VISTA3D_PROMPT_KINDS = ['points', 'classes', 'mixed'] as const;
 export const VISTA3D_TRAINED_PARTS = ['all', 'auto'] as const;
 
 /** One stage's prompt sampling, click rounds, crops and trained parameters. */
 export interface Vista3dStageConfig {
-  /** 'points': the interactive branch, point-only prompts; 'classes': the automatic branch, class prompts only. */
+  /**
+   * 'points': the interactive branch, point-only prompts; 'classes': the automatic branch, class
+   * prompts only; 'mixed': the bundle's fine-tune recipe (each prompt kind dropped with probability
+   * 0.25, both kept otherwise and blended by gaussian_combine around the clicks), one round.
+   */
   prompts: (typeof VISTA3D_PROMPT_KINDS)[number];
   /** Click rounds per patch (spec §10.2 iter_num; each round is one optimizer step, two new clicks per object). */
   iterNum: number;
@@ -119,7 +123,7 @@ export function checkVista3dRecipe(raw: unknown, path: string, nClasses: number)
     stages = (raw['stages'] as unknown[]).map((s, i) => stageCheck(merged(s, i), `${path}.stages[${i}]`));
   }
   for (const [i, s] of stages.entries()) {
-    if (s.prompts === 'classes' && s.iterNum !== 1) fail(`${path}.stages[${i}].iterNum`, `must be 1 for class prompts (click rounds need points), got ${s.iterNum}`);
+    if (s.prompts !== 'points' && s.iterNum !== 1) fail(`${path}.stages[${i}].iterNum`, `must be 1 for ${s.prompts} prompts (click rounds are for point-only stages), got ${s.iterNum}`);
   }
   const cls = int({ min: 1, max: nClasses - 1 });
   const labelMap = raw['labelMap'] === undefined ? {} : (() => {

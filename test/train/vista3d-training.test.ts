@@ -121,3 +121,48 @@ test('training patches: stage 1 (5 click rounds) lowers the loss; stage 3 trains
     assert.notDeepEqual(net.classHead.mlp.l0.weight.dataF32(), headBefore);
   } finally { image.dispose(); net.dispose(); }
 });
+
+test("mixed prompts (the bundle's fine-tune recipe): the blend equals VISTA3D.forward's gaussian_combine, trains both heads, drops at 0.25", async () => {
+  const { VISTA3D } = await import('../../src/models/vista3d/index.js');
+  const { manualSeed, noGrad } = await import('../../src/engine/creation.js');
+  const { roundLoss, patchPrompts, VISTA3D_STAGES } = await import('../../src/train/vista3d/step.js');
+  const { checkVista3dRecipe } = await import('../../src/config/vista3d.js');
+  manualSeed(1);
+  const net = new VISTA3D({ initFilters: 4, featureSize: 8, blocksDown: [1, 1, 1], mlpDim: 16 });
+  const sh = [16, 16, 16] as const;
+  const img = new Float32Array(16 ** 3), lab = new Uint8Array(16 ** 3);
+  for (let x = 4; x < 11; x++) for (let y = 5; y < 12; y++) for (let z = 3; z < 10; z++) { const i = (x * 16 + y) * 16 + z; img[i] = 1; lab[i] = 1; }
+  const image = fromTypedArray(img, [1, 1, ...sh]);
+  const stage = { ...VISTA3D_STAGES[4], prompts: 'mixed' as const, train: 'all' as const };
+  try {
+    // Both kinds: class 1 clicked, class 3 absent (padding points, class logits only).
+    const p = { classes: [1, 3], labelPrompt: [1, 3], points: { coords: [[[6, 8, 5], [1, 1, 1]], [[0, 0, 0], [0, 0, 0]]], labels: [[1, 0], [-1, -1]] },
+      targets: [lab, new Uint8Array(lab.length)] };
+    net.train();
+    const { loss, logits } = roundLoss(net, image, p, p.points, stage);
+    net.eval();
+    const ref = noGrad(() => net.forward(image, { classVector: [1, 3], points: p.points, promptClass: [1, 3] }));
+    const a = logits.dataF32(), b = ref.dataF32();
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+    assert.ok(worst < 1e-5, `blend vs forward's gaussian_combine: ${worst}`);
+    loss!.backward();
+    const g = (t: { grad: { abs(): { sum(): { item(): number } } } | null }): number => t.grad?.abs().sum().item() ?? 0;
+    assert.ok(g(net.classHead.mlp.l0.weight) > 0, 'the class head learns');
+    assert.ok(g(net.pointHead.maskTokens.weight) > 0, 'the point head learns');
+    loss!.dispose(); logits.dispose(); ref.dispose();
+    net.zeroGrad();
+    // Drop statistics with a present class: points only 0.25, labels only 0.75 x 0.25, both the rest.
+    const rng = new Rng(9);
+    let pointOnly = 0, labelOnly = 0, both = 0;
+    for (let k = 0; k < 2000; k++) {
+      const q = patchPrompts(lab, sh, [1, 3], stage, rng)!;
+      if (q.labelPrompt === null) pointOnly++; else if (q.points === null) labelOnly++; else both++;
+    }
+    assert.ok(Math.abs(pointOnly / 2000 - 0.25) < 0.03 && Math.abs(labelOnly / 2000 - 0.1875) < 0.03, `${pointOnly} ${labelOnly} ${both}`);
+    // Config: 'mixed' is a prompt kind with one round.
+    const r = checkVista3dRecipe({ stages: [{}, {}, {}, { prompts: 'mixed', train: 'all', maxPoint: 5 }] }, 'vista3d', 512);
+    assert.equal(r.stages[3]!.prompts, 'mixed');
+    assert.throws(() => checkVista3dRecipe({ stages: [{}, {}, {}, { prompts: 'mixed', iterNum: 5 }] }, 'vista3d', 512), /iterNum.*must be 1 for mixed/);
+  } finally { image.dispose(); net.dispose(); }
+});

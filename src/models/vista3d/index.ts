@@ -1,7 +1,7 @@
 /** VISTA3D (MONAI's vista3d132 and smaller configurations). */
 export { VISTA3D, NINF_VALUE, pointsToPatch, cropObjects, disposeFeatures, featureBytes, type Vista3dPrompts, type PointPrompts, type PatchCoords, type ImageFeatures, type Triple } from './model.js';
 export { resolveVista3dOptions, vista3dSizeDivisor, VISTA3D_DEFAULTS, VISTA3D_PRESETS, type Vista3dOptions, type ResolvedVista3dOptions } from './options.js';
-export { connectedComponentsCombine, gaussianCombine, keepMergeComponentsWithPoints, labelStack, probAboveHalf, type MergeMode, type ObjectLogits, type CombineDetail } from './merge.js';
+export { connectedComponentsCombine, gaussianCombine, gaussianWeight, keepMergeComponentsWithPoints, labelStack, probAboveHalf, type MergeMode, type ObjectLogits, type CombineDetail } from './merge.js';
 export { SegResNetDS2, SegResBlock, SegResEncoder } from './segresnet.js';
 export { ClassMappingClassify } from './class-head.js';
 export { PointMappingSAM, PositionEmbeddingRandom } from './point-head.js';

@@ -243,34 +243,44 @@ export function connectedComponentsCombine(logits: ObjectLogits, pointLogits: Fl
 }
 
 /**
- * gaussian_combine: weight = max(0, 1 − Σ Gaussian bumps at the clicks) (radius default
- * min(H,W,D)//5), mapped objects become logits·weight + (1−weight)·point_logits.
+ * gaussian_combine's weight of the automatic logits for one object: max(0, 1 − Σ Gaussian bumps at
+ * its clicks) (padding points skipped; negative and positive bumps summed separately first, as
+ * MONAI does), float32 arithmetic. Radius default min(H,W,D)//5.
  */
-export function gaussianCombine(logits: ObjectLogits, pointLogits: Float32Array, coords: readonly (readonly (readonly number[])[])[],
-  labels: readonly (readonly number[])[], mappingIndex: readonly boolean[], radius?: number): Float32Array {
-  const [H, W, D] = logits.shape;
+export function gaussianWeight(points: readonly (readonly number[])[], labels: readonly number[], shape: readonly [number, number, number], radius?: number): Float32Array {
+  const [H, W, D] = shape;
   const vol = H * W * D;
   const r = radius ?? Math.floor(Math.min(H, W, D) / 5);
   const denom = 2 * r * r;
+  const ch0 = new Float32Array(vol), ch1 = new Float32Array(vol);
+  points.forEach((p, n) => {
+    const l = labels[n]!;
+    if (!(l > -1)) return;
+    const ch = l === 0 || l === 2 ? ch0 : ch1;
+    for (let x = 0; x < H; x++) for (let y = 0; y < W; y++) for (let z = 0; z < D; z++) {
+      const d2 = (x - p[0]!) ** 2 + (y - p[1]!) ** 2 + (z - p[2]!) ** 2;
+      const j = (x * W + y) * D + z;
+      ch[j] = Math.fround(ch[j]! + Math.fround(Math.exp(Math.fround(-d2 / denom))));
+    }
+  });
+  const w = new Float32Array(vol);
+  for (let j = 0; j < vol; j++) { const v = Math.fround(1 - Math.fround(ch0[j]! + ch1[j]!)); w[j] = v < 0 ? 0 : v; }
+  return w;
+}
+
+/**
+ * gaussian_combine: mapped objects become logits·weight + (1−weight)·point_logits (gaussianWeight).
+ */
+export function gaussianCombine(logits: ObjectLogits, pointLogits: Float32Array, coords: readonly (readonly (readonly number[])[])[],
+  labels: readonly (readonly number[])[], mappingIndex: readonly boolean[], radius?: number): Float32Array {
+  const vol = logits.shape[0] * logits.shape[1] * logits.shape[2];
   const mapped = mappingIndex.flatMap((m, i) => (m ? [i] : []));
   const out = logits.data.slice();
   mapped.forEach((o, i) => {
-    const ch0 = new Float32Array(vol), ch1 = new Float32Array(vol);
-    coords[i]!.forEach((p, n) => {
-      const l = labels[i]![n]!;
-      if (!(l > -1)) return;
-      const ch = l === 0 || l === 2 ? ch0 : ch1;
-      for (let x = 0; x < H; x++) for (let y = 0; y < W; y++) for (let z = 0; z < D; z++) {
-        const d2 = (x - p[0]!) ** 2 + (y - p[1]!) ** 2 + (z - p[2]!) ** 2;
-        const j = (x * W + y) * D + z;
-        ch[j] = Math.fround(ch[j]! + Math.fround(Math.exp(Math.fround(-d2 / denom))));
-      }
-    });
+    const w = gaussianWeight(coords[i]!, labels[i]!, logits.shape, radius);
     for (let j = 0; j < vol; j++) {
-      let w = Math.fround(1 - Math.fround(ch0[j]! + ch1[j]!));
-      if (w < 0) w = 0;
-      const a = Math.fround(logits.data[o * vol + j]! * w);
-      out[o * vol + j] = Math.fround(a + Math.fround(Math.fround(1 - w) * pointLogits[i * vol + j]!));
+      const a = Math.fround(logits.data[o * vol + j]! * w[j]!);
+      out[o * vol + j] = Math.fround(a + Math.fround(Math.fround(1 - w[j]!) * pointLogits[i * vol + j]!));
     }
   });
   return out;

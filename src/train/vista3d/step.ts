@@ -7,14 +7,17 @@
  * Stages (the research configs): 1-2 train the interactive branch with point prompts only and
  * 5 click rounds (2 differs from 1 in its data); 3-4 train the automatic branch with class prompts
  * only and one round, with the encoder, `up_layers` and the point head frozen.
- * Mixed class+point prompts (the bundle's fine-tune recipe, gaussian_combine) are not trained here.
+ * Mixed class+point prompts ('mixed', the bundle's fine-tune recipe) train both heads in one round:
+ * objects with clicks blend the class logits with the point logits by gaussian_combine's weights
+ * (differentiably, as MONAI's forward does without patch coordinates).
  */
 import type { Tensor } from '../../engine/tensor.js';
-import { fromTypedArray, noGrad } from '../../engine/creation.js';
+import { cat, fromTypedArray, noGrad } from '../../engine/creation.js';
 import type { Optimizer } from '../../optim/optimizer.js';
 import type { Rng } from '../../util/rng.js';
 import type { VISTA3D, PointPrompts } from '../../models/vista3d/model.js';
-import { disposeFeatures } from '../../models/vista3d/model.js';
+import { disposeFeatures, type ImageFeatures } from '../../models/vista3d/model.js';
+import { gaussianWeight } from '../../models/vista3d/merge.js';
 import { vista3dDiceCE } from './loss.js';
 import { nextPoints, samplePromptPairs, targetMask, type Shape3 } from './sampler.js';
 import { SupervoxelPointSampler } from './supervoxel-sampler.js';
@@ -53,6 +56,11 @@ export function freezeForStage(model: VISTA3D, s: StageSettings): string[] {
   return frozen;
 }
 
+/** The research configs' prompt dropping per stage kind (points: labels always dropped; classes: points; mixed: the bundle's 0.25 each). */
+function dropProbabilities(kind: StageSettings['prompts']): { dropLabelProb: number; dropPointProb: number } {
+  return kind === 'points' ? { dropLabelProb: 1, dropPointProb: 0 } : kind === 'classes' ? { dropLabelProb: 0, dropPointProb: 1 } : { dropLabelProb: 0.25, dropPointProb: 0.25 };
+}
+
 /** A patch's prompts for one stage: classes, class prompt (null: point-only), first clicks, binary targets. */
 export interface PatchPrompts {
   classes: number[];
@@ -71,7 +79,7 @@ export function patchPrompts(labels: ArrayLike<number>, shape: Shape3, labelSet:
     ? new SupervoxelPointSampler(labels, sv, shape, rng.fork(1), { minSize: svc.minSize, offset: svc.offset }) : undefined;
   const s = samplePromptPairs(labels, shape, labelSet, rng, {
     maxPoint: stage.maxPoint, maxForeprompt: stage.maxForeprompt, maxBackprompt: stage.maxBackprompt,
-    dropLabelProb: stage.prompts === 'points' ? 1 : 0, dropPointProb: stage.prompts === 'points' ? 0 : 1,
+    ...dropProbabilities(stage.prompts),
     ...(pointSampler !== undefined ? { pointSampler } : {}),
   });
   if (s === null) return null;
@@ -88,18 +96,21 @@ export function patchPrompts(labels: ArrayLike<number>, shape: Shape3, labelSet:
  */
 export function roundLoss(model: VISTA3D, image: Tensor, p: PatchPrompts, points: PointPrompts | null, stage: StageSettings, target?: Tensor): { loss: Tensor | null; logits: Tensor } {
   const shape = image.shape.slice(2);
-  const usePoints = stage.prompts === 'points' && points !== null;
-  const f = model.encode(image, usePoints, !usePoints);
+  const mixed = stage.prompts === 'mixed';
+  const usePoints = (stage.prompts === 'points' || mixed) && points !== null;
+  const useLabels = mixed ? p.labelPrompt !== null || !usePoints : !usePoints;
+  const f = model.encode(image, usePoints, useLabels);
   let logits: Tensor;
   try {
-    logits = usePoints ? model.pointLogits(f, points, p.classes) : model.classLogits(f, p.labelPrompt ?? p.classes);
+    if (usePoints && useLabels) logits = blendedLogits(model, f, p, points, shape as unknown as Shape3);
+    else logits = usePoints ? model.pointLogits(f, points, p.classes) : model.classLogits(f, p.labelPrompt ?? p.classes);
   } finally { disposeFeatures(f); }
   // The targets [B,1,...] (given by the caller, or made and freed here).
   const tgt = target ?? fromTypedArray(Float32Array.from(p.targets.flatMap((t) => Array.from(t))), [p.classes.length, 1, ...shape]);
   const parts: Tensor[] = [];
   try {
     for (let b = 0; b < p.classes.length; b++) {
-      if (p.classes[b] === 0 || (usePoints && !points.labels[b]!.some((v) => v !== -1))) continue;
+      if (p.classes[b] === 0 || (usePoints && !useLabels && !points.labels[b]!.some((v) => v !== -1))) continue;
       const lb = logits.narrow(0, b, 1), tb = tgt.narrow(0, b, 1);
       parts.push(vista3dDiceCE(lb, tb)); lb.dispose(); tb.dispose();
     }
@@ -110,6 +121,37 @@ export function roundLoss(model: VISTA3D, image: Tensor, p: PatchPrompts, points
     if (total !== parts[0]) total.dispose();
     return { loss, logits };
   } finally { if (target === undefined) tgt.dispose(); for (const q of parts) q.dispose(); }
+}
+
+/**
+ * Class logits with the clicked objects blended with their point logits, gaussian_combine's
+ * weights held constant: w·class + (1−w)·point, so both heads get gradients (MONAI's forward with
+ * class_vector and points and no patch_coords).
+ */
+function blendedLogits(model: VISTA3D, f: ImageFeatures, p: PatchPrompts, points: PointPrompts, shape: Shape3): Tensor {
+  const cls = model.classLogits(f, p.labelPrompt ?? p.classes);
+  const mapped = points.labels.map((l, b) => (l.some((v) => v !== -1) ? b : -1)).filter((b) => b >= 0);
+  if (mapped.length === 0) return cls;
+  const pts: PointPrompts = { coords: mapped.map((b) => points.coords[b]!), labels: mapped.map((b) => points.labels[b]!) };
+  const pl = model.pointLogits(f, pts, mapped.map((b) => p.classes[b]!));
+  const rows: Tensor[] = [];
+  const temps: Tensor[] = [pl];
+  try {
+    for (let b = 0; b < p.classes.length; b++) {
+      const c = cls.narrow(0, b, 1);
+      const i = mapped.indexOf(b);
+      if (i < 0) { rows.push(c); continue; }
+      const w = fromTypedArray(gaussianWeight(pts.coords[i]!, pts.labels[i]!, shape), [1, 1, ...shape], { device: c.device });
+      const q = pl.narrow(0, i, 1);
+      const a = c.mul(w), omw = w.neg().add(1), bq = q.mul(omw), row = a.add(bq);
+      temps.push(c, w, q, a, omw, bq);
+      rows.push(row);
+    }
+    return cat(rows, 0);
+  } finally {
+    for (const t of new Set([...temps, ...rows])) if (t !== cls) t.dispose();
+    cls.dispose();
+  }
 }
 
 /**

@@ -227,7 +227,7 @@ export function vista3dValidator(cfg: RunConfig, cases: readonly CachedCase[], m
       if (present.length === 0) continue;
       const x = fromTypedArray(v.image, [1, 1, ...v.shape]);
       try {
-        if (stage.prompts === 'classes') {
+        if (stage.prompts !== 'points') {
           const r = autoLogits({ model }, x, present, { roi, overlap: cfg.inference.overlap, blend: cfg.inference.blend });
           present.forEach((k, b) => { const e = sums.get(k) ?? { s: 0, n: 0 }; e.s += dice(r.logits, b * vol, v.labels, k, vol); e.n++; sums.set(k, e); });
         } else {
@@ -295,7 +295,7 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
   const trainCases = cases.filter((c) => split.train.includes(c.id));
   const labelSet = [...new Set(trainCases.flatMap((c) => Object.keys(c.label?.stats.classes ?? {}).map(Number)).map((v) => map.get(v)).filter((v): v is number => v !== undefined))].sort((a, b) => a - b);
   if (labelSet.length === 0) throw new MisfmError('DATA', `no training label maps onto a VISTA3D class to train (label values ${[...new Set(trainCases.flatMap((c) => Object.keys(c.label?.stats.classes ?? {})))].join(', ')}; set vista3d.labelTable or vista3d.labelMap, and check vista3d.classes / holdOut)`);
-  log(`VISTA3D stage ${recipe.stage} (${stage.prompts === 'points' ? `interactive branch, ${stage.iterNum} click rounds per patch` : 'automatic branch'}): ${labelSet.length} classes${recipe.holdOut.length > 0 ? `, held out ${recipe.holdOut.map(className).join(', ')}` : ''}`);
+  log(`VISTA3D stage ${recipe.stage} (${stage.prompts === 'points' ? `interactive branch, ${stage.iterNum} click rounds per patch` : stage.prompts === 'mixed' ? 'class and point prompts blended (the bundle\'s fine-tune recipe)' : 'automatic branch'}): ${labelSet.length} classes${recipe.holdOut.length > 0 ? `, held out ${recipe.holdOut.map(className).join(', ')}` : ''}`);
 
   manualSeed(cfg.training.seed);
   const { name: _n, classNum: _c, ...arch } = mc;
