@@ -35,6 +35,7 @@ async function rankMain(numelsFile: string, outFile: string): Promise<void> {
   const times: number[] = [];
   for (let r = 0; r < reps; r++) { await ctx.group.barrier(); times.push((await avg.average()).ms); }
   if (ctx.rank === 0) writeFileSync(outFile, JSON.stringify({ ms: median(times), buckets: avg.buckets.length }));
+  avg.dispose();
   ctx.group.destroy();
 }
 

@@ -300,6 +300,7 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
     await source.close();
     progress.finish();
     optimizer.dispose();
+    averager?.dispose();
   }
   const done = iteration - startIt;
   const summary: TrainSummary = {
