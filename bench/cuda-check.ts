@@ -8,7 +8,8 @@
  *
  * Correctness (tolerances: GPU convolutions may use TF32, libtorch's default for cuDNN, so results
  * are compared relative to the largest magnitude, 2e-3, besides the fixtures' own CPU tolerance):
- *  - VISTA3D small fixture on the GPU: automatic and point forward against MONAI's stored logits;
+ *  - VISTA3D small fixture on the GPU: automatic and point forward against MONAI's stored logits,
+ *    and a session (automatic classes, then a click) on the GPU against the same on the CPU;
  *  - the bundled PCT-Net: GPU vs CPU logits (fp32) and GPU bf16 vs GPU fp32; sliding-window logits
  *    with the network on the GPU vs all on the CPU;
  *  - a PCT-Net small training step: every parameter gradient, GPU vs CPU;
@@ -18,7 +19,8 @@
  */
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { native } from '../src/engine/native.js';
@@ -28,6 +30,9 @@ import { withPrecision } from '../src/engine/precision.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { readSafetensors } from '../src/io/checkpoint/index.js';
 import { VISTA3D } from '../src/models/vista3d/index.js';
+import { saveVista3dCheckpoint } from '../src/models/vista3d/checkpoint.js';
+import { openVista3dSession } from '../src/infer/vista3d/session.js';
+import type { Volume } from '../src/io/volume.js';
 import { createModel, preset, type PCTNet } from '../src/models/index.js';
 import { loadModelForInference } from '../src/infer/model.js';
 import { modelPredictor, slidingWindowLogits } from '../src/infer/sliding-window.js';
@@ -116,6 +121,38 @@ await step('vista3dFixture', () => {
       point: { ...compare('vista3d point', p, f32('point/out')), outsideCpuTolerance: outsideCpuTolerance(p, f32('point/out')) },
     };
   } finally { x.dispose(); net.dispose(); }
+});
+
+await step('vista3dSession', async () => {
+  // The session path (misfm segment / serve): automatic classes then a click, GPU vs CPU label maps.
+  const dir = path.join(v.fixtures!, 'vista3d_small');
+  if (!existsSync(dir)) return { skipped: `no ${dir}` };
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'misfm-cuda-check-'));
+  try {
+    const net = new VISTA3D({ initFilters: 8, featureSize: 16, blocksDown: [1, 2, 2, 2] });
+    net.loadStateDict(readSafetensors(path.join(dir, 'weights.safetensors')).tensors);
+    const ckpt = path.join(tmp, 'vista3d.pt');
+    saveVista3dCheckpoint(net, ckpt); net.dispose();
+    manualSeed(5);
+    const size: [number, number, number] = [40, 36, 32];
+    const noise = randn([size[0] * size[1] * size[2]]);
+    const data = Float32Array.from(noise.dataF32(), (x) => 300 * x); noise.dispose();
+    const image = { data, size, spacing: [1.5, 1.5, 1.5], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] } as unknown as Volume;
+    const run = async (device: string): Promise<{ auto: Uint8Array | Uint16Array; click: Uint8Array | Uint16Array }> => {
+      const s = await openVista3dSession(ckpt, image, { device, roi: [32, 32, 32] });
+      try {
+        const auto = await s.autoSegment([1, 3]);
+        const c = await s.click([{ label: 1, positive: true, ijk: [20, 18, 16] }], auto);
+        return { auto: auto.data as Uint8Array, click: c.labels.data as Uint8Array };
+      } finally { s.dispose(); }
+    };
+    const c = await run('cpu'), g = await run(device);
+    const differ = (a: ArrayLike<number>, b: ArrayLike<number>): number => { let n = 0; for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++; return n; };
+    const res = { voxels: data.length, autoDiffering: differ(c.auto, g.auto), clickDiffering: differ(c.click, g.click) };
+    // Logits within TF32 rounding may flip a voxel sitting at 0; more than 0.1 % is a failure.
+    if (res.autoDiffering + res.clickDiffering > 0.001 * data.length) failures.push(`vista3d session: ${res.autoDiffering} + ${res.clickDiffering} voxels differ between GPU and CPU`);
+    return res;
+  } finally { rmSync(tmp, { recursive: true, force: true }); }
 });
 
 await step('pctnetBundled', async () => {

@@ -24,7 +24,7 @@ export function checkDevice(device: string): void {
   if (m === null) throw new MisfmError('ARGUMENT', `device must be 'cpu', 'cuda' or 'cuda:N', got '${device}'`);
   const info = native().info();
   if (!info.cudaAvailable) {
-    throw new MisfmError('ENGINE', `device '${device}' requested but this libtorch build has no CUDA (${info.config.split('\n')[0] ?? 'cpu'}); use --device cpu, or build against a CUDA LibTorch (README, "Using a GPU")`);
+    throw new MisfmError('ENGINE', `device '${device}' requested but this build of the engine has no CUDA (libtorch ${info.torchVersion}, CPU only); use --device cpu, or build against a CUDA LibTorch (README, "Using a GPU")`);
   }
   const index = m[1] === undefined ? 0 : Number(m[1]);
   if (index >= info.cudaDeviceCount) throw new MisfmError('ENGINE', `device '${device}' requested but ${info.cudaDeviceCount} CUDA device(s) are visible`);

@@ -3,6 +3,7 @@
  * a base label map, and bad prompts (unknown class, point outside the image, malformed points file,
  * checkpoint of another network) failing with one line and writing nothing.
  */
+import { native } from '../../src/engine/native.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -67,6 +68,8 @@ test('bad prompts: one clear line, nothing written', async () => {
       [['--points', bad], /point 1 of .*bad\.json: "point" must be three numbers/],
       [['--points', notJson], /cannot read the points file/],
       [['--classes', 'liver', '--model', path.join(fixturesDir, 'pctnet_small', 'state_dict.pt')], /is not a VISTA3D checkpoint \(the weights are a pctnet network\)/],
+      [['--classes', 'liver', '--device', 'gpu'], /device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'/],
+      ...(native().info().cudaAvailable ? [] : [[['--classes', 'liver', '--device', 'cuda'], /device 'cuda' requested but this build of the engine has no CUDA/]] as [string[], RegExp][]),
     ];
     for (const [extra, re] of cases) {
       const argv = ['--model', CKPT, '--input', img, '--output', out, ...SMALL, ...extra];

@@ -3,6 +3,7 @@
  * (Algorithm 1) of an automatic or existing label map. Writes the label map (class-table values,
  * the input's grid) and a JSON sidecar with the class names; nothing is written on error.
  */
+import { checkDevice } from '../../nn/module.js';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
@@ -44,6 +45,7 @@ Options:
                       Algorithm 1 (keeps earlier edits); bundle: as MONAI's bundle, the class head
                       runs again in each click window and the point head is merged into it
   --threads N         libtorch threads
+  --device D          cpu (default), cuda or cuda:N: the network, working image and feature cache
 `;
 
 interface SegmentArgs {
@@ -63,7 +65,7 @@ function parseCli(argv: string[]): SegmentArgs {
     options: {
       model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, classes: { type: 'string' }, everything: { type: 'boolean' },
       points: { type: 'string' }, point: { type: 'string', multiple: true }, world: { type: 'boolean' }, base: { type: 'string' },
-      roi: { type: 'string' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, 'click-mode': { type: 'string' }, threads: { type: 'string' },
+      roi: { type: 'string' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, 'click-mode': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' },
     },
     allowPositionals: true, strict: true,
   });
@@ -105,6 +107,7 @@ function parseCli(argv: string[]): SegmentArgs {
     session.clickMode = mode;
   }
   if (v.threads !== undefined) session.threads = positiveInt('threads', v.threads);
+  if (v.device !== undefined) { checkDevice(v.device); session.device = v.device; }
   return { model: v.model, input: v.input, output: v.output, classes, clicks, world: v.world === true, base: v.base ?? null, session };
 }
 

@@ -59,6 +59,11 @@ export { VISTA3D_HU_WINDOW };
 export interface Vista3dSessionOptions {
   /** Intra-op threads of the engine. */
   threads?: number;
+  /**
+   * 'cpu' (default), 'cuda' or 'cuda:N': where the network, the working image and the feature
+   * cache live (label maps, Algorithm 1 and stitching stay in host memory).
+   */
+  device?: string;
   /** Budget of the window feature cache in bytes (default 1 GiB; 0 disables it). */
   cacheBytes?: number;
   /** Working spacing in mm (default 1.5, the bundle's). */
@@ -116,6 +121,7 @@ class Session implements Vista3dSession {
     const zyx = volumeToBatch(scaled, 'image');
     const xyz = zyx.permute([0, 1, 4, 3, 2]); zyx.dispose();
     this.#tensor = xyz.contiguous(); xyz.dispose();
+    if ((o.device ?? 'cpu') !== 'cpu') { const d = this.#tensor.to(o.device!); this.#tensor.dispose(); this.#tensor = d; }
     this.#shape = [this.#work.size[0], this.#work.size[1], this.#work.size[2]];
     // Resampling keeps the direction, so both maps are separable (the taps resampleToReference uses).
     const fwd = nearestIndexMaps(this.#beforeResample, this.#work), back = nearestIndexMaps(this.#work, this.#beforeResample);
@@ -306,6 +312,7 @@ export async function openVista3dSession(checkpointPath: string, image: Volume, 
   if (opts.threads !== undefined) setNumThreads(opts.threads);
   const { model } = await loadVista3dCheckpoint(checkpointPath);
   try {
+    if (opts.device !== undefined) model.toDevice(opts.device);
     return new Session(image, model, opts);
   } catch (err) {
     model.dispose();
