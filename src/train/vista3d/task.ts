@@ -153,7 +153,7 @@ class Vista3dStream implements BatchSource {
     const c = this.#current;
     const B = c.prompts.classes.length, vol = c.image.length;
     const tgt = new Float32Array(B * vol);
-    c.prompts.targets.forEach((t, i) => { for (let j = 0; j < vol; j++) tgt[i * vol + j] = t[j]!; });
+    c.prompts.targets.forEach((t, i) => tgt.set(t, i * vol));
     const batch: Vista3dBatch = { image: fromTypedArray(c.image, [1, 1, ...c.shape]), target: fromTypedArray(tgt, [B, 1, ...c.shape]), patch: c };
     return batch;
   }
