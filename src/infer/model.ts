@@ -170,11 +170,6 @@ function modelConfigFrom(v: ModelConfig | string): ModelConfig {
   throw new ConfigError('model', `'${v}' is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a JSON file`);
 }
 
-/** Move every parameter and buffer of `model` to `device` in place (checked: see checkDevice). */
-function moveToDevice(model: SegmentationNetwork, device: string): void {
-  model.toDevice(device);
-}
-
 /** When the weights belong to another network than the config names, say which (or that none is known). */
 function otherNetworkNote(stateDict: ReadonlyMap<string, RawTensor>, wanted: string): string {
   const arch = inferArchitecture(stateDict);
@@ -277,7 +272,7 @@ export async function loadModelForInference(checkpointPath: string, opts: LoadMo
   }
   const model = buildAndLoad(bundle.modelConfig, stateDict, checkpointPath, opts.foldBatchNorm ?? true);
   try {
-    moveToDevice(model, device);
+    model.toDevice(device);
   } catch (err) {
     model.dispose();
     throw err;

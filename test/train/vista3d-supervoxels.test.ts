@@ -4,9 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { slicSupervoxels, morph, removeLargestAir } from '../../src/train/vista3d/supervoxels.js';
+import { slicSupervoxels, removeLargestAir } from '../../src/train/vista3d/supervoxels.js';
 import { SupervoxelPointSampler } from '../../src/train/vista3d/supervoxel-sampler.js';
-import { erode3d, samplePromptPairs, type Shape3 } from '../../src/train/vista3d/sampler.js';
+import { erode3d, morph, samplePromptPairs, type Shape3 } from '../../src/train/vista3d/sampler.js';
 import { patchPrompts, VISTA3D_STAGES } from '../../src/train/vista3d/step.js';
 import { Rng } from '../../src/util/rng.js';
 import { presetConfig } from '../../src/config/defaults.js';
@@ -62,16 +62,32 @@ test('the largest (closed) air component gets supervoxel 0, smaller air pockets 
   }
 });
 
-test('morph: erosion equals the 3³ erode3d (border value 1); dilation of one voxel by 5³ is a 5³ cube', () => {
+/** The cube min / max read directly from the definition (erosion pads with 1, dilation with 0). */
+function cubeReference(m: Uint8Array, k: number, op: 'erode' | 'dilate'): Uint8Array {
+  const h = Math.floor(k / 2), out = new Uint8Array(N);
+  for (let j = 0; j < N; j++) {
+    const [x, y, z] = xyz(j);
+    let v = op === 'erode' ? 1 : 0;
+    for (let dx = -h; dx <= h; dx++) for (let dy = -h; dy <= h; dy++) for (let dz = -h; dz <= h; dz++) {
+      const a = x + dx, b = y + dy, c = z + dz;
+      const inside = a >= 0 && a < 32 && b >= 0 && b < 32 && c >= 0 && c < 32;
+      const w = inside ? m[idx(a, b, c)]! : op === 'erode' ? 1 : 0;
+      if (op === 'erode' && w === 0) v = 0;
+      if (op === 'dilate' && w !== 0) v = 1;
+    }
+    out[j] = v;
+  }
+  return out;
+}
+
+test('morph (and erode3d) equal the k³ cube min / max with the research padding', () => {
   const rng = new Rng(3);
-  const m = new Uint8Array(N);
-  for (let j = 0; j < N; j++) m[j] = rng.uniform() < 0.8 ? 1 : 0;
-  assert.deepEqual(morph(m, S, 3, 'erode'), erode3d(m, S));
-  const one = new Uint8Array(N); one[idx(10, 10, 10)] = 1;
-  const d = morph(one, S, 5, 'dilate');
-  let n = 0;
-  for (let j = 0; j < N; j++) if (d[j]) { n++; const [x, y, z] = xyz(j); assert.ok(Math.max(Math.abs(x - 10), Math.abs(y - 10), Math.abs(z - 10)) <= 2); }
-  assert.equal(n, 125);
+  const m = new Uint8Array(N), sparse = new Uint8Array(N);
+  for (let j = 0; j < N; j++) { m[j] = rng.uniform() < 0.8 ? 1 : 0; sparse[j] = rng.uniform() < 0.01 ? 1 : 0; }
+  assert.deepEqual(erode3d(m, S), cubeReference(m, 3, 'erode'));
+  assert.deepEqual(morph(m, S, 5, 'erode'), cubeReference(m, 5, 'erode'));
+  assert.deepEqual(morph(sparse, S, 3, 'dilate'), cubeReference(sparse, 3, 'dilate'));
+  assert.deepEqual(morph(sparse, S, 5, 'dilate'), cubeReference(sparse, 5, 'dilate'));
   assert.ok(morph(new Uint8Array(N).fill(1), S, 3, 'erode').every((v) => v === 1), 'a full mask does not erode at the border');
 });
 

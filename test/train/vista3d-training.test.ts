@@ -89,17 +89,22 @@ test("every TotalSegmentator CT class of ../shared/data maps onto the VISTA3D cl
   assert.equal(new Set(m.map.values()).size, 117, 'no two TotalSegmentator classes share a VISTA3D class');
 });
 
-test('training patches: stage 1 (5 click rounds) lowers the loss; stage 3 trains only up_layers_auto and the class head', async () => {
+/** A tiny VISTA3D (seeded) and a 16³ patch holding one box of class 1. */
+async function tinyPatch(seed: number) {
   const { VISTA3D } = await import('../../src/models/vista3d/index.js');
-  const { AdamW } = await import('../../src/optim/adam.js');
   const { manualSeed } = await import('../../src/engine/creation.js');
-  const { trainPatch, trainableParameters, VISTA3D_STAGES } = await import('../../src/train/vista3d/step.js');
-  manualSeed(0);
+  manualSeed(seed);
   const net = new VISTA3D({ initFilters: 4, featureSize: 8, blocksDown: [1, 1, 1], mlpDim: 16 });
   const sh = [16, 16, 16] as const;
   const img = new Float32Array(16 ** 3), lab = new Uint8Array(16 ** 3);
   for (let x = 4; x < 11; x++) for (let y = 5; y < 12; y++) for (let z = 3; z < 10; z++) { const i = (x * 16 + y) * 16 + z; img[i] = 1; lab[i] = 1; }
-  const image = fromTypedArray(img, [1, 1, ...sh]);
+  return { net, sh, lab, image: fromTypedArray(img, [1, 1, ...sh]) };
+}
+
+test('training patches: stage 1 (5 click rounds) lowers the loss; stage 3 trains only up_layers_auto and the class head', async () => {
+  const { AdamW } = await import('../../src/optim/adam.js');
+  const { trainPatch, trainableParameters, VISTA3D_STAGES } = await import('../../src/train/vista3d/step.js');
+  const { net, sh, lab, image } = await tinyPatch(0);
   try {
     const rng = new Rng(3);
     const s1 = VISTA3D_STAGES[1];
@@ -123,16 +128,10 @@ test('training patches: stage 1 (5 click rounds) lowers the loss; stage 3 trains
 });
 
 test("mixed prompts (the bundle's fine-tune recipe): the blend equals VISTA3D.forward's gaussian_combine, trains both heads, drops at 0.25", async () => {
-  const { VISTA3D } = await import('../../src/models/vista3d/index.js');
-  const { manualSeed, noGrad } = await import('../../src/engine/creation.js');
+  const { noGrad } = await import('../../src/engine/creation.js');
   const { roundLoss, patchPrompts, VISTA3D_STAGES } = await import('../../src/train/vista3d/step.js');
   const { checkVista3dRecipe } = await import('../../src/config/vista3d.js');
-  manualSeed(1);
-  const net = new VISTA3D({ initFilters: 4, featureSize: 8, blocksDown: [1, 1, 1], mlpDim: 16 });
-  const sh = [16, 16, 16] as const;
-  const img = new Float32Array(16 ** 3), lab = new Uint8Array(16 ** 3);
-  for (let x = 4; x < 11; x++) for (let y = 5; y < 12; y++) for (let z = 3; z < 10; z++) { const i = (x * 16 + y) * 16 + z; img[i] = 1; lab[i] = 1; }
-  const image = fromTypedArray(img, [1, 1, ...sh]);
+  const { net, sh, lab, image } = await tinyPatch(1);
   const stage = { ...VISTA3D_STAGES[4], prompts: 'mixed' as const, train: 'all' as const };
   try {
     // Both kinds: class 1 clicked, class 3 absent (padding points, class logits only).

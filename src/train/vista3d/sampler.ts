@@ -18,20 +18,35 @@ export type LabelArray = ArrayLike<number>;
 
 /** MONAI `erode` (3³ cube, border value 1): a voxel stays when its whole cube is in the mask. */
 export function erode3d(mask: Uint8Array, shape: Shape3): Uint8Array {
+  return morph(mask, shape, 3, 'erode');
+}
+
+/**
+ * The research code's erode3d / dilate3d with a k³ cube: erosion pads with 1 (the border does not
+ * erode), dilation pads with 0. Separable (three 1-D passes), which equals the cube's min / max.
+ */
+export function morph(mask: Uint8Array, shape: Shape3, k: number, op: 'erode' | 'dilate'): Uint8Array {
   const [H, W, D] = shape;
-  const out = new Uint8Array(mask.length);
-  for (let x = 0; x < H; x++) for (let y = 0; y < W; y++) for (let z = 0; z < D; z++) {
-    const i = (x * W + y) * D + z;
-    if (mask[i] === 0) continue;
-    let keep = 1;
-    for (let dx = -1; dx <= 1 && keep; dx++) for (let dy = -1; dy <= 1 && keep; dy++) for (let dz = -1; dz <= 1; dz++) {
-      const xx = x + dx, yy = y + dy, zz = z + dz;
-      if (xx < 0 || xx >= H || yy < 0 || yy >= W || zz < 0 || zz >= D) continue;
-      if (mask[(xx * W + yy) * D + zz] === 0) { keep = 0; break; }
+  const h = Math.floor(k / 2);
+  const pad = op === 'erode' ? 1 : 0;
+  let cur = mask;
+  const strides = [W * D, D, 1], sizes = [H, W, D];
+  for (let a = 0; a < 3; a++) {
+    const out = new Uint8Array(cur.length);
+    const st = strides[a]!, len = sizes[a]!;
+    for (let j = 0; j < cur.length; j++) {
+      const pos = Math.floor(j / st) % len;
+      let v = op === 'erode' ? 1 : 0;
+      for (let d = -h; d <= h; d++) {
+        const p = pos + d;
+        const x = p < 0 || p >= len ? pad : cur[j + d * st]!;
+        if (op === 'erode' ? x === 0 : x !== 0) { v = op === 'erode' ? 0 : 1; break; }
+      }
+      out[j] = v;
     }
-    out[i] = keep;
+    cur = out;
   }
-  return out;
+  return cur;
 }
 
 /** The largest 26-connected component (first in raster order on ties). */

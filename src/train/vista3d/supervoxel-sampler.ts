@@ -23,8 +23,7 @@
 import type { Rng } from '../../util/rng.js';
 import { connectedComponents } from '../../infer/postprocess.js';
 import { SPECIAL_INDEX } from '../../models/vista3d/classes.js';
-import { morph } from './supervoxels.js';
-import type { Shape3 } from './sampler.js';
+import { largestComponent, morph, type Shape3 } from './sampler.js';
 
 export interface SupervoxelSamplerOptions {
   /** Added to a class index to make it zero-shot (research: 512; must exceed lastSupported). */
@@ -125,13 +124,7 @@ export class SupervoxelPointSampler {
   #shift(id: number): void { this.shifted.set(id, id + this.#mapShift); this.#readOnly.push(id + this.#mapShift); }
   /** open_lcc: erode 3³, keep the largest 26-connected component, dilate 3³, within the original. */
   #openLcc(m: Uint8Array): Uint8Array {
-    const e = this.#erode(m);
-    const { ids, sizes } = connectedComponents(e, [...this.#shape] as [number, number, number], 26);
-    let best = 0;
-    for (let i = 1; i < sizes.length; i++) if (sizes[i]! > (sizes[best] ?? 0)) best = i;
-    const lcc = new Uint8Array(m.length);
-    if (best > 0) for (let j = 0; j < m.length; j++) lcc[j] = ids[j] === best ? 1 : 0;
-    const d = this.#dilate(lcc, 3);
+    const d = this.#dilate(largestComponent(this.#erode(m), this.#shape), 3);
     for (let j = 0; j < m.length; j++) d[j] = d[j]! & m[j]!;
     return d;
   }

@@ -9,8 +9,7 @@
  * intensity edges rather than SAM's learnt ones; the sampler that consumes them is the research one.
  * A dataset may bring its own `label_sv` maps instead.
  */
-import { connectedComponents } from '../../infer/postprocess.js';
-import type { Shape3 } from './sampler.js';
+import { largestComponent, morph, type Shape3 } from './sampler.js';
 
 export interface SlicOptions {
   /** Requested number of supervoxels (Algorithm 2: 400 per CT; misfm's default 48 suits a 64³ patch at 3 mm). */
@@ -95,37 +94,6 @@ export function slicSupervoxels(image: Float32Array, shape: Shape3, o: SlicOptio
 export function removeLargestAir(labels: Int32Array, image: Float32Array, shape: Shape3, t: number): void {
   const air = new Uint8Array(image.length);
   for (let j = 0; j < air.length; j++) air[j] = image[j]! < t ? 1 : 0;
-  const closed = morph(morph(air, shape, 3, 'dilate'), shape, 3, 'erode');
-  const { ids, sizes } = connectedComponents(closed, [shape[0], shape[1], shape[2]], 26);
-  let best = 0;
-  for (let i = 1; i < sizes.length; i++) if (sizes[i]! > (sizes[best] ?? 0)) best = i;
-  if (best > 0) for (let j = 0; j < labels.length; j++) if (ids[j] === best) labels[j] = 0;
-}
-
-/**
- * The research code's erode3d / dilate3d with a k³ cube: erosion pads with 1 (the border does not
- * erode), dilation pads with 0. Separable (three 1-D passes), which equals the cube's min / max.
- */
-export function morph(mask: Uint8Array, shape: Shape3, k: number, op: 'erode' | 'dilate'): Uint8Array {
-  const [H, W, D] = shape;
-  const h = Math.floor(k / 2);
-  const pad = op === 'erode' ? 1 : 0;
-  let cur = mask;
-  const strides = [W * D, D, 1], sizes = [H, W, D];
-  for (let a = 0; a < 3; a++) {
-    const out = new Uint8Array(cur.length);
-    const st = strides[a]!, len = sizes[a]!;
-    for (let j = 0; j < cur.length; j++) {
-      const pos = Math.floor(j / st) % len;
-      let v = op === 'erode' ? 1 : 0;
-      for (let d = -h; d <= h; d++) {
-        const p = pos + d;
-        const x = p < 0 || p >= len ? pad : cur[j + d * st]!;
-        if (op === 'erode' ? x === 0 : x !== 0) { v = op === 'erode' ? 0 : 1; break; }
-      }
-      out[j] = v;
-    }
-    cur = out;
-  }
-  return cur;
+  const largest = largestComponent(morph(morph(air, shape, 3, 'dilate'), shape, 3, 'erode'), shape);
+  for (let j = 0; j < labels.length; j++) if (largest[j]) labels[j] = 0;
 }
