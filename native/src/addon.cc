@@ -179,6 +179,18 @@ static Napi::Value Grad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setData(handle, source): the tensor takes source's data, dtype and device in place, keeping its
+// identity and autograd flags (PyTorch's `param.data = ...`, as Module.to(dtype) does).
+static Napi::Value SetData(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MISFM_TRY(env, "setData", {
+    at::Tensor& t = Unwrap(env, info[0], "setData");
+    t.set_data(Unwrap(env, info[1], "setData"));
+    return env.Undefined();
+  })
+  return env.Undefined();
+}
+
 static Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MISFM_TRY(env, "setGrad", {
@@ -288,6 +300,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setRequiresGrad", Napi::Function::New(env, SetRequiresGrad));
   exports.Set("grad", Napi::Function::New(env, Grad));
   exports.Set("setGrad", Napi::Function::New(env, SetGrad));
+  exports.Set("setData", Napi::Function::New(env, SetData));
   exports.Set("backward", Napi::Function::New(env, Backward));
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled));

@@ -10,7 +10,9 @@
  * `bench/allreduce.ts` (see ARCHITECTURE.md).
  */
 import type { Tensor } from '../engine/tensor.js';
-import { empty, noGrad } from '../engine/creation.js';
+import { ITEMSIZE, type DType } from '../engine/dtype.js';
+import { MisfmError } from '../util/errors.js';
+import { empty, fromTypedArray, noGrad } from '../engine/creation.js';
 import { keep } from '../engine/scope.js';
 import type { Module } from '../nn/module.js';
 import { BatchNorm2d, BatchNorm3d } from '../nn/layers/norm.js';
@@ -59,15 +61,26 @@ export interface GradientSyncStats { buckets: number; bytes: number; ms: number 
 export class GradientAverager {
   readonly buckets: number[][];
   private readonly params: Tensor[];
+  private readonly dtype: DType;
+  private readonly elementBytes: number;
   constructor(private readonly group: ProcessGroup, params: readonly Tensor[], bucketBytes = DEFAULT_BUCKET_BYTES) {
     this.params = [...params];
-    this.buckets = planBuckets(this.params.map((p) => p.numel * 4), bucketBytes);
+    const dtypes = new Set(this.params.map((p) => p.dtype));
+    if (dtypes.size > 1) throw new MisfmError('DISTRIBUTED', `gradient averaging needs parameters of one dtype, got ${[...dtypes].join(', ')}`);
+    this.dtype = this.params[0]?.dtype ?? 'float32';
+    this.elementBytes = ITEMSIZE[this.dtype];
+    this.buckets = planBuckets(this.params.map((p) => p.numel * this.elementBytes), bucketBytes);
   }
 
   /**
-   * Replace every parameter's gradient by its mean over ranks. A parameter without a gradient
-   * contributes zeros (all ranks must reduce the same buckets), as DDP without unused-parameter
-   * detection would require.
+   * Replace every parameter's gradient by its mean over ranks. A parameter without a gradient on a
+   * rank contributes zeros there (all ranks reduce the same buckets); one without a gradient on
+   * every rank keeps none, as PyTorch DDP leaves globally unused parameters.
+   *
+   * Afterwards each gradient is a view into its bucket buffer (PyTorch DDP's
+   * `gradient_as_bucket_view=True`), so the averaged values are not copied back. The optimizer
+   * reads and clips them as usual; `zeroGrad` drops the views, and a backward without zeroGrad
+   * accumulates into them in place.
    */
   async average(): Promise<GradientSyncStats> {
     const t0 = performance.now();
@@ -75,51 +88,61 @@ export class GradientAverager {
     // Bucket buffers persist across steps (as DDP's reducer keeps its buckets): a fresh 25 MiB
     // buffer per bucket and step would be mapped and zeroed by the OS each time once the allocator
     // returns freed memory (glibc trims the heap top), which cost the all-reduce ~2x here.
-    const flats = this.#buffers();
-    let bytes = 0;
-    noGrad(() => this.buckets.forEach((idx, b) => {
-      const flat = flats[b]!;
-      let off = 0;
-      for (const i of idx) {
-        const p = this.params[i]!;
-        const n = p.numel;
-        const part = flat.narrow(0, off, n);
-        const g = p.grad;
-        if (g !== null) { const v = g.reshape([-1]); part.copy_(v); v.dispose(); g.dispose(); } else part.zero_();
-        part.dispose();
-        off += n;
+    const { flats, views } = this.#buffers();
+    const used = new Float32Array(this.params.length);
+    noGrad(() => {
+      for (let i = 0; i < this.params.length; i++) {
+        const g = this.params[i]!.grad;
+        // A gradient that already is the view (average() twice without backward) copies onto itself.
+        if (g !== null) { views[i]!.copy_(g); g.dispose(); used[i] = 1; } else views[i]!.zero_();
       }
-      bytes += flat.numel * 4;
-    }));
-    await Promise.all(flats.map((flat) => this.group.allReduce(flat, 'sum')));
-    noGrad(() => this.buckets.forEach((idx, b) => {
-      const flat = flats[b]!;
-      flat.div_(world);
-      let off = 0;
-      for (const i of idx) {
-        const p = this.params[i]!;
-        const n = p.numel;
-        const part = flat.narrow(0, off, n).reshape(p.shape);
-        const g = p.grad;
-        if (g !== null) { g.copy_(part); g.dispose(); part.dispose(); } else { p.grad = part.clone(); part.dispose(); }
-        off += n;
-      }
-    }));
+    });
+    // Which parameters got a gradient on any rank (DDP's unused-parameter map), reduced alongside.
+    const usedMap = fromTypedArray(used, [used.length]);
+    await Promise.all([...flats.map((flat) => this.group.allReduce(flat, 'sum')), this.group.allReduce(usedMap, 'sum')]);
+    const anyRank = usedMap.data() as Float32Array;
+    usedMap.dispose();
+    noGrad(() => {
+      for (const flat of flats) flat.div_(world);
+      // A parameter no rank used keeps no gradient, as in PyTorch DDP (and in one process), so that
+      // weight decay and momentum leave it alone exactly as a single process would.
+      for (let i = 0; i < this.params.length; i++) this.params[i]!.grad = anyRank[i]! > 0 ? views[i]! : null;
+    });
+    const bytes = flats.reduce((s, f) => s + f.numel * this.elementBytes, 0);
     return { buckets: flats.length, bytes, ms: performance.now() - t0 };
   }
 
-  #flats: Tensor[] | null = null;
-  /** One contiguous float32 buffer per bucket, on the parameters' device, made on first use. */
-  #buffers(): Tensor[] {
-    if (this.#flats === null) {
-      this.#flats = this.buckets.map((idx) => keep(empty([idx.reduce((s, i) => s + this.params[i]!.numel, 0)], { device: this.params[idx[0]!]!.device })));
+  #store: { flats: Tensor[]; views: Tensor[] } | null = null;
+  /**
+   * One contiguous buffer per bucket, of the parameters' dtype and device, and per parameter a view
+   * of its slice with the parameter's shape; made on first use.
+   */
+  #buffers(): { flats: Tensor[]; views: Tensor[] } {
+    if (this.#store === null) {
+      const views = new Array<Tensor>(this.params.length);
+      const flats = this.buckets.map((idx) => {
+        const flat = keep(empty([idx.reduce((s, i) => s + this.params[i]!.numel, 0)], { dtype: this.dtype, device: this.params[idx[0]!]!.device }));
+        let off = 0;
+        for (const i of idx) {
+          const p = this.params[i]!;
+          const part = flat.narrow(0, off, p.numel);
+          views[i] = keep(part.reshape(p.shape));
+          part.dispose();
+          off += p.numel;
+        }
+        return flat;
+      });
+      this.#store = { flats, views };
     }
-    return this.#flats;
+    return this.#store;
   }
 
-  /** Free the bucket buffers (they are made again on the next average). */
+  /**
+   * Drop this averager's handles on the bucket buffers (made again on the next average); gradients
+   * that are views keep their memory alive until they are replaced.
+   */
   dispose(): void {
-    for (const t of this.#flats ?? []) t.dispose();
-    this.#flats = null;
+    for (const t of [...(this.#store?.flats ?? []), ...(this.#store?.views ?? [])]) t.dispose();
+    this.#store = null;
   }
 }

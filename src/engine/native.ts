@@ -31,6 +31,7 @@ export interface NativeBinding {
   setRequiresGrad(h: Handle, flag: boolean): void;
   grad(h: Handle): Handle | null;
   setGrad(h: Handle, g: Handle | null): void;
+  setData(h: Handle, source: Handle): void;
   backward(outputs: Handle[], grads: (Handle | null)[], retainGraph: boolean): void;
   setGradEnabled(flag: boolean): boolean;
   isGradEnabled(): boolean;

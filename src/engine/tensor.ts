@@ -57,6 +57,18 @@ export class Tensor {
     return s[d]!;
   }
 
+  /**
+   * Take `source`'s values, dtype and device in place, keeping this tensor object, its handle and
+   * its requires-grad flag (PyTorch's `t.data = source`, on which Module.to(dtype) rests).
+   */
+  setData_(source: Tensor): this {
+    this.assertLive('setData_');
+    native().setData(this.handle, source.handle);
+    this.#dtype = undefined;
+    this.#shape = undefined;
+    return this;
+  }
+
   get isDisposed(): boolean { return this.#disposed; }
 
   /** Release the native memory now. Safe to call twice. */

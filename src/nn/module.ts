@@ -10,7 +10,7 @@ import { Tensor } from '../engine/tensor.js';
 import { fromTypedArray, noGrad } from '../engine/creation.js';
 import { keep } from '../engine/scope.js';
 import { callOp } from '../engine/call.js';
-import { typedView, type RawTensor } from '../engine/dtype.js';
+import { isFloating, typedView, type RawTensor } from '../engine/dtype.js';
 import { MisfmError, fmtShape } from '../util/errors.js';
 import { native } from '../engine/native.js';
 
@@ -196,6 +196,23 @@ export abstract class Module {
         const moved = t.to(device);
         callOp('set_.source_Tensor', [t, moved]);
         moved.dispose();
+      }
+    });
+    return this;
+  }
+
+  /**
+   * Convert every floating-point parameter and buffer to `dtype` in place (PyTorch's
+   * `module.double()` / `module.to(dtype)`): the tensor objects stay the same; integer buffers such
+   * as BatchNorm's batch counter are left alone. Returns this.
+   */
+  toDtype(dtype: 'float32' | 'float64'): this {
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...[...this.namedBuffers()].map(([, b]) => b)]) {
+        if (t.dtype === dtype || !isFloating(t.dtype)) continue;
+        const converted = t.to(dtype);
+        t.setData_(converted);
+        converted.dispose();
       }
     });
     return this;

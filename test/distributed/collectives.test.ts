@@ -7,7 +7,9 @@ import os from 'node:os';
 import { repoRoot, hasPythonTorch } from '../helpers.js';
 import { freePort } from '../../src/distributed/launch.js';
 import { readDistEnv } from '../../src/distributed/env.js';
-import { planBuckets } from '../../src/distributed/data-parallel.js';
+import { GradientAverager, planBuckets } from '../../src/distributed/data-parallel.js';
+import type { ProcessGroup } from '../../src/distributed/group.js';
+import * as E from '../../src/engine/index.js';
 import { MisfmError } from '../../src/util/errors.js';
 
 const child = path.join(repoRoot, 'dist/test/distributed/group-child.js');
@@ -102,3 +104,42 @@ test('gradient buckets: reverse parameter order, bounded size, an oversized tens
   assert.deepEqual(planBuckets([], 8), []);
 });
 
+
+/** A stand-in group of 2 whose peer holds the same gradients as this rank, except where `peerUsed` says it has none. */
+function twinGroup(peerUsed: (i: number) => boolean): ProcessGroup {
+  return {
+    size: 2,
+    allReduce: async (t: E.Tensor) => {
+      // The used-parameter map (one flag per parameter; no bucket here has 3 elements): the peer
+      // adds its own flags. Any other tensor: the peer adds the same values.
+      if (t.numel === 3) {
+        const flags = E.fromTypedArray(Float32Array.from([0, 1, 2], (i) => (peerUsed(i) ? 1 : 0)), [3]);
+        E.noGrad(() => t.add_(flags)); flags.dispose();
+      } else E.noGrad(() => t.mul_(2));
+    },
+  } as unknown as ProcessGroup;
+}
+
+test('gradient averaging: the mean over ranks, gradients left as bucket views, a parameter no rank used keeps no gradient, any float dtype', async () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    const params = [E.randn([2, 3]), E.randn([4]), E.randn([5])].map((p) => p.to(dtype).requiresGrad_());
+    const g0 = E.randn([2, 3]).to(dtype);
+    params[0]!.grad = g0;
+    // Parameter 1: no gradient here, but the peer has one (its contribution is what arrives).
+    // Parameter 2: unused on both ranks.
+    const avg = new GradientAverager(twinGroup((i) => i !== 2), params, 16);
+    assert.equal(avg.buckets.length, 3);
+    const stats = await avg.average();
+    assert.equal(stats.bytes, 15 * (dtype === 'float64' ? 8 : 4));
+    const g = params[0]!.grad!;
+    assert.equal(g.dtype, dtype);
+    assert.deepEqual(Array.from(g.data() as Float64Array), Array.from(g0.data() as Float64Array), 'twin ranks: the mean is the gradient itself');
+    assert.notEqual(params[1]!.grad, null, 'used on the peer: gets the averaged gradient');
+    assert.equal(params[2]!.grad, null, 'used on no rank: no gradient, as in one process');
+    // A view of the bucket: a second average without a new backward sees the same values.
+    await avg.average();
+    assert.deepEqual(Array.from(params[0]!.grad!.data() as Float64Array), Array.from(g0.data() as Float64Array));
+    avg.dispose();
+  }
+  assert.throws(() => new GradientAverager(twinGroup(() => true), [E.randn([2]), E.randn([2]).to('float64')]), /one dtype/);
+});

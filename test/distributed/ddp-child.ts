@@ -26,6 +26,9 @@ class Net extends nn.Module implements TrainableModel {
 // DDP_TEST_NET=pctnet: a small PCT-Net (BatchNorm everywhere) without dropout, for SyncBatchNorm.
 const pct = process.env['DDP_TEST_NET'] === 'pctnet';
 const DHW = pct ? [16, 32, 32] : [4, 8, 8];
+// DDP_TEST_DTYPE=float64: the whole run in double precision, where float32 rounding noise cannot
+// hide a difference in the maths.
+const dtype = process.env['DDP_TEST_DTYPE'] === 'float64' ? 'float64' : 'float32';
 
 /** Global sample s is a function of s alone; rank r of W takes samples t*W*b + k*W + r. */
 function sample(s: number): { img: Float32Array; lab: Int32Array } {
@@ -45,10 +48,12 @@ function source(rank: number, world: number, batch: number): BatchSource {
       it++;
       const img = new Float32Array(imgs.reduce((a, b) => a + b.length, 0)); let o = 0; for (const a of imgs) { img.set(a, o); o += a.length; }
       const lab = new Int32Array(img.length); o = 0; for (const a of labs) { lab.set(a, o); o += a.length; }
-      const image = E.fromTypedArray(img, [batch, 1, ...DHW]);
+      const image32 = E.fromTypedArray(img, [batch, 1, ...DHW]);
       const l = E.fromTypedArray(lab, [batch, ...DHW]);
-      const target = E.F.oneHot(l, pct ? 5 : 3);
+      const target32 = E.F.oneHot(l, pct ? 5 : 3);
       l.dispose();
+      const image = image32.to(dtype), target = target32.to(dtype);
+      image32.dispose(); target32.dispose();
       return { image, target };
     },
     position: () => it,
@@ -75,6 +80,7 @@ const model = pct ? createModel(config.model) as unknown as TrainableModel : new
 // process's generator: one process and two cannot draw the same masks, so it is off here.
 const noDropPath = (m: nn.Module): void => { if (m instanceof DropPath) (m as unknown as { p: number }).p = 0; for (const c of m.children()) noDropPath(c); };
 noDropPath(model);
+(model as unknown as nn.Module).toDtype(dtype);
 await train({ model, config, makeSource: async () => source(rank, world, batch), runDir, quiet: true, distributed: dist });
 if (rank === 0) {
   const params: Record<string, number[]> = {};

@@ -170,3 +170,23 @@ test('Module.toDevice: cpu keeps the tensor objects and values; bad or absent de
   }
   m.dispose();
 });
+
+test('Module.toDtype: float64 in place (same tensor objects, values, requires-grad), integer buffers untouched, trains in float64', () => {
+  const m = new nn.Sequential(new nn.Conv3d(1, 2, 3, { padding: 1 }), new nn.BatchNorm3d(2));
+  const w = m.parameters()[0]!, before = Array.from(w.dataF32());
+  assert.equal(m.toDtype('float64'), m);
+  assert.equal(m.parameters()[0], w, 'same tensor object');
+  assert.equal(w.dtype, 'float64');
+  assert.equal(w.requiresGrad, true);
+  assert.deepEqual(Array.from(w.data() as Float64Array), before, 'float32 values carried over exactly');
+  const buffers = Object.fromEntries([...m.namedBuffers()].map(([k, b]) => [k, b.dtype]));
+  assert.deepEqual(buffers, { '1.running_mean': 'float64', '1.running_var': 'float64', '1.num_batches_tracked': 'int64' });
+  const x = E.randn([2, 1, 3, 4, 4]).to('float64');
+  const y = m.forward(x);
+  assert.equal(y.dtype, 'float64');
+  y.square().sum().backward();
+  assert.equal(w.grad?.dtype, 'float64');
+  m.toDtype('float32');
+  assert.equal(w.dtype, 'float32');
+  m.dispose();
+});

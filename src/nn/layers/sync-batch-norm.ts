@@ -48,11 +48,11 @@ export function syncBatchNorm(x: Tensor, a: SyncBatchNormArgs, reduce: StatsRedu
     const m = s.div(n);
     const variance = ss.div(n).sub(m.square());
     if (a.update && a.runningMean !== null && a.runningVar !== null) {
-      a.runningMean.mul_(1 - a.momentum).add_(m.to('float32').mul(a.momentum));
-      a.runningVar.mul_(1 - a.momentum).add_(variance.mul(n / Math.max(1, n - 1)).to('float32').mul(a.momentum));
+      a.runningMean.mul_(1 - a.momentum).add_(m.to(x.dtype).mul(a.momentum));
+      a.runningVar.mul_(1 - a.momentum).add_(variance.mul(n / Math.max(1, n - 1)).to(x.dtype).mul(a.momentum));
     }
     const is = variance.add(a.eps).rsqrt();
-    const out = { mean: m.to('float32'), invstd: is.to('float32'), count: n };
+    const out = { mean: m.to(x.dtype), invstd: is.to(x.dtype), count: n };
     for (const t of [stats, s, ss, m, variance, is]) t.dispose();
     return out;
   });
@@ -69,7 +69,7 @@ export function syncBatchNorm(x: Tensor, a: SyncBatchNormArgs, reduce: StatsRedu
     const sumDy = dy.sum(dims), sumDyXmu = dy.mul(xmu).sum(dims);
     const global = cat([sumDy, sumDyXmu], 0).to('float64');
     reduce(global);
-    const g = global.to('float32');
+    const g = global.to(dy.dtype);
     const meanDy = g.narrow(0, 0, C).div(count), meanDyXmu = g.narrow(0, C, C).div(count);
     let scale = is!;
     if (w !== null) scale = scale.mul(wb[0]!);
