@@ -185,7 +185,8 @@ async function trainAt(o: TrainerOptions): Promise<TrainSummary> {
   if (dist !== null) {
     // Every rank starts from rank 0's weights (as DDP's constructor does), resumed or not.
     await broadcastModule(dist.group, model);
-    averager = new GradientAverager(dist.group, params, dist.bucketBytes);
+    // Frozen parameters (VISTA3D's stages 3-4 freeze most of the network) take no part, as in DDP.
+    averager = new GradientAverager(dist.group, params.filter((p) => p.requiresGrad), dist.bucketBytes);
     syncBn = t.syncBatchNorm ? enableSyncBatchNorm(dist.group, model) : 0;
   }
   const source = await o.makeSource(loaderPos);

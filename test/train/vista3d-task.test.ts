@@ -111,6 +111,29 @@ test('stage 3 from the stage-1 checkpoint trains only up_layers_auto and the cla
   assert.deepEqual(Object.keys(v).filter((k) => k.startsWith('dice_')), ['dice_spleen']);
 });
 
+test('misfm train --nproc 2 (VISTA3D stage 3 from the stage-1 checkpoint): two ranks, frozen parts bit for bit, validation reduced over ranks', { timeout: 240_000 }, () => {
+  const s1 = path.join(tmp, 's1', 'checkpoints', 'latest.pt');
+  const run = path.join(tmp, 'ddp');
+  const sets = [...TINY, 'vista3d.stage=3', 'training.validEvery=4', 'training.saveEvery=4', `training.initCheckpoint=${JSON.stringify(s1)}`].flatMap((x) => ['--set', x]);
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/misfm.js'), 'train', '--preset', 'vista3d-small', '--nproc', '2', '--data', data, '--out', run, '--iterations', '4', '--valid', 'b', '--quiet', ...sets],
+    { encoding: 'utf8', env: { ...process.env, MISFM_NUM_THREADS: '1', MISFM_DIST_TIMEOUT_MS: '60000' } });
+  assert.equal(r.status, 0, r.stderr);
+  const log = readMetricsLog(run);
+  assert.equal(recordsOf(log, 'distributed')[0]?.['worldSize'], 2);
+  assert.equal(recordsOf(log, 'train').length, 4);
+  const valid = recordsOf(log, 'valid')[0]!;
+  assert.ok(typeof valid['dice_liver'] === 'number' && typeof valid['dice_spleen'] === 'number', JSON.stringify(valid));
+  return Promise.all([loadCheckpointFile(s1), loadCheckpointFile(path.join(run, 'checkpoints', 'latest.pt'))]).then(([a, b]) => {
+    let changed = 0;
+    for (const [k, t] of a.stateDict) {
+      const u = b.stateDict.get(k)!;
+      const same = Buffer.compare(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength), Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength)) === 0;
+      if (k.startsWith('image_encoder.up_layers_auto.') || k.startsWith('class_head.')) { if (!same) changed++; } else assert.ok(same, `${k} is frozen in stage 3, also across ranks`);
+    }
+    assert.ok(changed > 10, `${changed} trained tensors changed`);
+  });
+});
+
 test('a cache not prepared in RAS and a label set with no class are refused with one clear line', async () => {
   const lps = cache(path.join(tmp, 'lps'), 'LPS');
   await assert.rejects(trainVista3d({ config: config(['training.iterations=1', `output.dir=${JSON.stringify(path.join(tmp, 'x'))}`]), data: [lps], runDir: path.join(tmp, 'x'), ...quiet }),

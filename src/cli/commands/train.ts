@@ -126,13 +126,15 @@ export const trainCommand: Command = {
       set.push(...v3);
       config = resolveRunConfig({ ...values, set }, 'paper-finetune');
       if (classes !== undefined) throw new MisfmError('ARGUMENT', '--classes/--names do not apply to VISTA3D: its labels map onto the class table (--label-table); choose classes with --train-classes');
-      if (values.nproc !== undefined) throw new MisfmError('ARGUMENT', '--nproc: VISTA3D trains in one process');
-      const r = await trainVista3d({
+      const distributed = await joinFromEnvironment();
+      const r = await trainVista3d({ distributed,
         config, data: values.data, explicit: explicitDataKeys({ ...values, set }), runDir: config.output.dir, resume: values.resume ?? false, quiet: values.quiet ?? false,
         ...(values.labels !== undefined ? { labelsDir: values.labels } : {}),
         ...(values.csv !== undefined ? { csv: values.csv } : {}),
         ...(values.valid !== undefined ? { validCases: values.valid.split(',').map((s) => s.trim()) } : {}),
       });
+      distributed?.group.destroy();
+      if (distributed !== null && distributed.rank !== 0) return r.interrupted ? 130 : 0;
       process.stdout.write(
         `VISTA3D stage ${r.stage} ${r.interrupted ? 'interrupted' : 'finished'} at iteration ${r.iterations} (${r.secondsPerIteration.toFixed(2)} s/it)\n` +
         `  training cases ${r.trainCases.length}, validation cases ${r.validCases.join(', ')}; ${r.labelSet.length} classes\n` +

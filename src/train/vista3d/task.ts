@@ -33,17 +33,19 @@ import { CheckpointError, MisfmError } from '../../util/errors.js';
 import { train, type Batch, type BatchSource, type TrainSummary, type TrainableModel, type ValidationResult } from '../trainer.js';
 import { adoptInitPreprocessing } from '../init.js';
 import type { FinetuneOptions } from '../finetune.js';
-import { ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../run-setup.js';
+import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../run-setup.js';
+import { isMainRank, onMainRank, reduceSum, shardItems, type DistributedContext } from '../../distributed/context.js';
 import { mapLabelNames, readLabelTable } from './labelmap.js';
 import { sampleCentrePoints, type Shape3 } from './sampler.js';
 import { slicSupervoxels } from './supervoxels.js';
 import { freezeForStage, followUpPoints, patchPrompts, roundLoss, type PatchPrompts } from './step.js';
 
 /**
- * The fine-tuning task's options, less data parallelism (not wired for VISTA3D yet); `data` is a
- * cache prepared with orientation RAS, or image inputs to prepare so.
+ * The fine-tuning task's options; `data` is a cache prepared with orientation RAS, or image inputs
+ * to prepare so. With `distributed`, rank r of W trains on patches r, r+W, ... of the sample
+ * stream (each rank runs its own click rounds), and the trainer averages the gradients.
  */
-export type Vista3dTrainOptions = Omit<FinetuneOptions, 'distributed'>;
+export type Vista3dTrainOptions = FinetuneOptions;
 
 export interface Vista3dTrainResult extends TrainSummary {
   runDir: string; cache: string; stage: number; trainCases: string[]; validCases: string[];
@@ -217,10 +219,11 @@ export function readCaseXyz(cfg: RunConfig, c: CachedCase, map: ReadonlyMap<numb
 export function vista3dValidator(cfg: RunConfig, cases: readonly CachedCase[], map: ReadonlyMap<number, number>, labelSet: readonly number[], stage: Vista3dStageConfig) {
   const [wd, wh, ww] = cfg.inference.window;
   const roi: Shape3 = [ww, wh, wd];
-  return async (m: TrainableModel): Promise<ValidationResult> => {
+  return async (m: TrainableModel, dist?: DistributedContext): Promise<ValidationResult> => {
     const model = m as unknown as VISTA3D;
     const sums = new Map<number, { s: number; n: number }>();
-    for (const c of cases) {
+    // Ranks each validate a share of the cases; the per-class sums are added up exactly.
+    for (const c of shardItems(dist, cases)) {
       const v = readCaseXyz(cfg, c, map);
       const vol = v.image.length;
       const present = labelSet.filter((k) => v.labels.includes(k));
@@ -240,10 +243,15 @@ export function vista3dValidator(cfg: RunConfig, cases: readonly CachedCase[], m
       } finally { x.dispose(); }
       await new Promise((res) => setImmediate(res));
     }
+    const flat = await reduceSum(dist, Float64Array.from(labelSet.flatMap((k) => [sums.get(k)?.s ?? 0, sums.get(k)?.n ?? 0])));
     const metrics: Record<string, number> = {};
-    let total = 0;
-    for (const [k, e] of [...sums].sort((a, b) => a[0] - b[0])) { metrics[`dice_${className(k)}`] = e.s / e.n; total += e.s / e.n; }
-    return { score: sums.size === 0 ? 0 : total / sums.size, metrics };
+    let total = 0, classes = 0;
+    labelSet.forEach((k, i) => {
+      const n = flat[2 * i + 1]!;
+      if (n === 0) return;
+      metrics[`dice_${className(k)}`] = flat[2 * i]! / n; total += flat[2 * i]! / n; classes++;
+    });
+    return { score: classes === 0 ? 0 : total / classes, metrics, reduced: true };
   };
 }
 
@@ -270,6 +278,7 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
   const mc = cfg.model;
   if (mc.name !== 'vista3d' || cfg.vista3d === undefined) throw new MisfmError('CONFIG', `trainVista3d needs model.name 'vista3d', got '${cfg.model.name}'`);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const dist = o.distributed ?? null;
   if (o.resume !== true) {
     const adopted = await adoptInitPreprocessing(cfg, o.explicit ?? []);
     cfg = adopted.config;
@@ -278,12 +287,15 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
   const recipe = cfg.vista3d!;
   const stage = recipe.stages[recipe.stage - 1]!;
   const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
-  const cache = await ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing, reorient: 'RAS', ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) });
+  // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
+  const cache = await onMainRank(dist,
+    () => ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing, reorient: 'RAS', ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }),
+    () => cachePathFor(o.data, o.runDir));
   const orientation = cacheOrientation(cache);
   if (orientation !== 'RAS') {
     throw new MisfmError('DATA', `VISTA3D trains on RAS volumes (what misfm segment gives it), but this cache was prepared with orientation ${JSON.stringify(orientation ?? 'unknown')}: prepare it again with --orientation RAS`, { file: path.join(cache, 'manifest.json') });
   }
-  cfg = recordCache(cfg, cache, o.runDir);
+  cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
   const cases = readyCases(cache, { needLabels: true });
   const ids = cases.map((c) => c.id);
   let split: Split;
@@ -318,12 +330,14 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
           cache, mode: 'segment', cropSize: d.patchSize, batchSize: 1, workers: Math.max(1, d.numWorkers), prefetch: d.prefetch,
           intensity: { name: 'ct-window', lo: it[0]!, hi: it[1]! }, flip: false, foregroundP: stage.classCrops, caseIds: split.train,
           labelMap: Object.fromEntries(map), augment: d.augment, seed: cfg.training.seed, startIndex: p?.patch?.index ?? p?.next ?? 0,
+          ...(dist !== null ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
         });
         stream = new Vista3dStream(loader, p, labelSet, stage, cfg.training.seed, (-800 - it[0]!) / (it[1]! - it[0]!));
         return stream;
       },
       step: (m, batch) => stream!.step(m as unknown as VISTA3D, batch),
       ...(recipe.validate ? { validate: vista3dValidator(cfg, validCases, map, labelSet, stage) } : {}),
+      distributed: dist,
     });
     return { ...summary, runDir: o.runDir, cache, stage: recipe.stage, trainCases: split.train, validCases: split.valid, labelSet, frozen: frozen.length };
   } finally {
