@@ -32,7 +32,7 @@ source "$ROOT/experiments/common.sh"
 
 check_shared bf16-accuracy
 bash scripts/setup.sh
-mkdir -p "$OUT"
+mkdir -p "$OUT/trained"
 
 echo "== inference: bundled model on series 02, fp32 vs bf16"
 if [ ! -f "$OUT/trained/bf16-accuracy.json" ]; then

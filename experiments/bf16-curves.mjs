@@ -22,7 +22,7 @@ const series = runs.flatMap((r, k) => [
   { name: `${r.p} held-out pseudo-segmentation Dice`, points: r.valid.map((v) => [v.iteration, v.score]), color: k === 0 ? [44, 160, 44] : [214, 39, 40] },
 ]);
 mkdirSync(path.dirname(png), { recursive: true });
-writeFileSync(png, plotLines(series, { title: 'Volume Fusion pretraining, small PCT-Net: fp32 vs bf16, same seed', xLabel: 'iteration', yLabel: 'loss / Dice', yMin: 0 }));
+writeFileSync(png, plotLines(series, { title: 'Volume Fusion, small PCT-Net: fp32 vs bf16', xLabel: 'iteration', yLabel: 'loss / Dice', yMin: 0 }));
 const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
 console.log('| precision | loss, first 10 it | loss, last 50 it | held-out Dice at each validation | best | median step |');
 console.log('|---|---:|---:|---|---:|---:|');
