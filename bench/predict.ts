@@ -23,6 +23,12 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/predict.js [--scenarios ct-paper,syn-conv,syn-small]
  *     [--threads 2] [--batch 1] [--overlap-small 0] [--size 512,512,300] [--max-windows 4]
+ *     [--variants reference,slab,slab-bf16-fold]
+ *
+ * Variants: reference (PyMIC's loop, fp32), slab (misfm's inferer, fp32, BatchNorm unfolded: the
+ * configuration of the earlier figures), slab-bf16-fold (misfm's inferer with the network in bf16
+ * and its BatchNorms folded, as `misfm predict --precision bf16` runs a PCT-Net; the scenarios with a
+ * PCT-Net only).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +49,9 @@ import { modelPredictor, slidingWindowSegment, type Predictor } from '../src/inf
 import { predictCase } from '../src/infer/predict.js';
 import type { ModelBundle } from '../src/infer/model.js';
 import { resolveModelConfig } from '../src/models/config.js';
+import { foldBatchNorms } from '../src/nn/fuse.js';
+import { withPrecision } from '../src/engine/precision.js';
+import type { Module } from '../src/nn/module.js';
 // @ts-expect-error plain JS module shared with the launcher
 import { allocatorEnv } from '../../bin/allocator.js';
 
@@ -54,6 +63,7 @@ const opt = (name: string, def: string): string => { const i = args.indexOf(`--$
 const THREADS = Number(opt('threads', '2'));
 const BATCH = Number(opt('batch', '1'));
 const SIZE = opt('size', '512,512,300').split(',').map(Number) as [number, number, number];
+const VARIANTS = opt('variants', 'reference,slab').split(',');
 
 interface ChildResult {
   scenario: string; variant: string; seconds: number; cpuSeconds: number; windowSeconds: number; windows: number; peakRssGb: number; labelsFile: string; histogram: number[]; sha1: string;
@@ -151,6 +161,13 @@ function paperBundle(): ModelBundle {
   };
 }
 
+/** The network of a slab-bf16-fold variant: BatchNorms folded (as loadModelForInference does), bf16 compute. */
+function fast(variant: string, model: Module, predictor: Predictor): Predictor {
+  if (variant !== 'slab-bf16-fold') return predictor;
+  foldBatchNorms(model);
+  return (x) => withPrecision('bf16', () => predictor(x));
+}
+
 async function runChild(scenario: string, variant: string, outDir: string): Promise<void> {
   setNumThreads(THREADS);
   const t0 = performance.now();
@@ -162,8 +179,9 @@ async function runChild(scenario: string, variant: string, outDir: string): Prom
     const window = bundle.model.inputSize as Triple3;
     const stride = overlapToStride(window, 0.5);
     const out = path.join(outDir, `${scenario}-${variant}.nii.gz`);
-    if (variant === 'slab') {
-      const r = await predictCase(bundle, CT, out, { overlap: 0.5, batchSize: BATCH });
+    if (variant.startsWith('slab')) {
+      if (variant === 'slab-bf16-fold') foldBatchNorms(bundle.model);
+      const r = await predictCase(bundle, CT, out, { overlap: 0.5, batchSize: BATCH, precision: variant === 'slab-bf16-fold' ? 'bf16' : 'fp32' });
       tw = r.timings.inference / 1000;
       windows = r.windowsComputed;
     } else {
@@ -192,7 +210,7 @@ async function runChild(scenario: string, variant: string, outDir: string): Prom
     let capped: ReturnType<typeof cappedPredictor> | null = null;
     if (scenario === 'syn-paper') {
       const bundle = paperBundle();
-      capped = cappedPredictor(modelPredictor(bundle.model), Number(opt('max-windows', '4')));
+      capped = cappedPredictor(fast(variant, bundle.model, modelPredictor(bundle.model)), Number(opt('max-windows', '4')));
       predictor = capped.predictor;
       window = bundle.model.inputSize as Triple3;
       overlap = 0.5;
@@ -206,13 +224,14 @@ async function runChild(scenario: string, variant: string, outDir: string): Prom
     } else {
       manualSeed(0);
       const model = createModel(preset('pctnet-small', { multiscalePred: false }));
-      predictor = modelPredictor(model);
+      model.eval();
+      predictor = fast(variant, model, modelPredictor(model));
       window = [32, 64, 64];
       overlap = Number(opt('overlap-small', '0'));
       cleanup = () => model.dispose();
     }
     const t1 = performance.now();
-    if (variant === 'slab') {
+    if (variant.startsWith('slab')) {
       const r = slidingWindowSegment(predictor, image, { window, overlap, batchSize: BATCH, padValue: -1 });
       labels = r.labels as Uint8Array;
       windows = r.windowsComputed;
@@ -262,17 +281,21 @@ async function main(): Promise<void> {
   try {
     for (const sc of scenarios) {
       const res: Record<string, ChildResult> = {};
-      for (const v of ['reference', 'slab']) {
+      for (const v of VARIANTS) {
+        if (v === 'slab-bf16-fold' && sc === 'syn-conv') continue;
         const r = child(sc, v, outDir);
         if (r === null) continue;
         res[v] = r;
         all.push(r);
-        console.log(`  ${sc.padEnd(10)} ${v.padEnd(9)} total ${r.seconds.toFixed(1).padStart(7)} s (CPU ${r.cpuSeconds.toFixed(1)} s)   windows ${r.windows} in ${r.windowSeconds.toFixed(1)} s   peak RSS ${r.peakRssGb.toFixed(2)} GB   labels ${r.sha1}`);
+        console.log(`  ${sc.padEnd(10)} ${v.padEnd(14)} total ${r.seconds.toFixed(1).padStart(7)} s (CPU ${r.cpuSeconds.toFixed(1)} s)   windows ${r.windows} in ${r.windowSeconds.toFixed(1)} s   peak RSS ${r.peakRssGb.toFixed(2)} GB   labels ${r.sha1}`);
         if (r.replayed !== undefined) {
-          console.log(`  ${sc.padEnd(10)} ${v.padEnd(9)} ${r.netCalls} network calls run (${r.netSecondsPerCall!.toFixed(2)} s each), ${r.replayed} replayed: projected total ${projected(r).toFixed(0)} s`);
+          console.log(`  ${sc.padEnd(10)} ${v.padEnd(14)} ${r.netCalls} network calls run (${r.netSecondsPerCall!.toFixed(2)} s each), ${r.replayed} replayed: projected total ${projected(r).toFixed(0)} s`);
         }
       }
-      const ref = res['reference'], slab = res['slab'];
+      const ref = res['reference'], slab = res['slab'], fastest = res['slab-bf16-fold'];
+      if (fastest !== undefined && slab !== undefined && fastest.replayed !== undefined) {
+        console.log(`  ${sc.padEnd(10)} slab-bf16-fold/slab: projected time x${(projected(fastest) / projected(slab)).toFixed(2)} (${projected(fastest).toFixed(0)} s vs ${projected(slab).toFixed(0)} s), peak RSS x${(fastest.peakRssGb / slab.peakRssGb).toFixed(2)}`);
+      }
       if (ref !== undefined && slab !== undefined && ref.replayed !== undefined) {
         console.log(`  ${sc.padEnd(10)} slab/reference: projected time x${(projected(slab) / projected(ref)).toFixed(2)} (${projected(slab).toFixed(0)} s vs ${projected(ref).toFixed(0)} s), ` +
           `peak RSS x${(slab.peakRssGb / ref.peakRssGb).toFixed(2)}; labels not compared (replayed outputs)`);
