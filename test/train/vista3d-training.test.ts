@@ -9,7 +9,7 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fromTypedArray } from '../../src/engine/creation.js';
 import { vista3dDiceCE } from '../../src/train/vista3d/loss.js';
-import { sampleCentrePoints, samplePromptPairs, nextPoints, convertPointLabel, erode3d } from '../../src/train/vista3d/sampler.js';
+import { sampleCentrePoints, samplePromptPairs, nextPoints, convertPointLabel, erode3d, indicesByLabel, nthOutside } from '../../src/train/vista3d/sampler.js';
 import { mapLabelNames, globalClassOf } from '../../src/train/vista3d/labelmap.js';
 import { Rng } from '../../src/util/rng.js';
 import { dataDir } from '../helpers.js';
@@ -33,6 +33,34 @@ test('validation sampler: centre clicks equal MONAI exactly', () => {
   assert.deepEqual(p.coords.flat(2), Array.from(f32('sampler_val/point_coords')));
   assert.deepEqual(p.labels.flat(), Array.from(f32('sampler_val/point_labels')));
   assert.deepEqual(convertPointLabel({ coords: [[[1, 1, 1]], [[0, 0, 0]]], labels: [[1], [-1]] }, [23, 23]).labels, [[3], [-1]]);
+});
+
+test('prompt points: the counting-sort sampler draws exactly the voxels the per-class index lists gave', () => {
+  // nthOutside against enumeration.
+  const inside = Int32Array.from([0, 3, 4, 9]);
+  const outside = Array.from({ length: 12 }, (_, i) => i).filter((i) => !inside.includes(i));
+  outside.forEach((v, j) => assert.equal(nthOutside(inside, j), v));
+  // The sampler against the straightforward lists (the earlier implementation), same draws.
+  const sh = [10, 11, 12] as const;
+  const n = 10 * 11 * 12;
+  const gen = new Rng(11);
+  const labels = Uint16Array.from({ length: n }, () => { const u = gen.uniform(); return u < 0.5 ? 0 : u < 0.8 ? 1 : u < 0.95 ? 23 : 600; });
+  const byLabel = indicesByLabel(labels);
+  for (const c of [0, 1, 23, 600, 5]) assert.deepEqual(Array.from(byLabel.of(c)), Array.from({ length: n }, (_, i) => i).filter((i) => labels[i] === c));
+  for (let seed = 0; seed < 40; seed++) {
+    const got = samplePromptPairs(labels, sh, [1, 3, 23, 600], new Rng(seed), { maxPoint: 3, dropLabelProb: 0, dropPointProb: 0 })!;
+    // Replay the same draws with explicit positive/negative lists.
+    const rng = new Rng(seed);
+    const sigma = 1;
+    const np = Math.min(3, Math.floor(Math.abs(rng.normal(0, sigma))) + 1), nn = Math.min(3, Math.floor(Math.abs(rng.normal(0, sigma))));
+    const xyz = (i: number): number[] => [Math.floor(i / (11 * 12)), Math.floor(i / 12) % 11, i % 12];
+    for (const [row, c] of [1, 23, 600].entries()) {
+      const pos: number[] = [], neg: number[] = [];
+      for (let i = 0; i < n; i++) (labels[i] === c ? pos : neg).push(i);
+      const want = [...Array.from({ length: np }, () => xyz(pos[rng.randint(0, pos.length - 1)]!)), ...Array.from({ length: nn }, () => xyz(neg[rng.randint(0, neg.length - 1)]!))];
+      assert.deepEqual(got.points!.coords[row], want, `seed ${seed}, class ${c}`);
+    }
+  }
 });
 
 test('training prompts follow the spec statistics; point-only and auto-only drops', () => {

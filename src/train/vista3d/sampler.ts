@@ -114,6 +114,35 @@ export interface SampledPrompts {
   labels?: Uint16Array;
 }
 
+/**
+ * Voxel indices grouped by label value, ascending within each value: one counting-sort pass over
+ * the patch (the prompt sampler used to build a positive and a negative index list per class,
+ * ~0.9 s per 64³ patch with 36 classes, the whole data wait of VISTA3D stages 3-4).
+ */
+export function indicesByLabel(labels: LabelArray): { of(c: number): Int32Array } {
+  let max = 0;
+  for (let i = 0; i < labels.length; i++) { const v = labels[i]!; if (v > max) max = v; }
+  const start = new Int32Array(max + 2);
+  for (let i = 0; i < labels.length; i++) { const v = labels[i]!; if (v >= 0) start[v + 1]!++; }
+  for (let v = 0; v <= max; v++) start[v + 1]! += start[v]!;
+  const order = new Int32Array(start[max + 1]!), next = start.slice(0, max + 1);
+  for (let i = 0; i < labels.length; i++) { const v = labels[i]!; if (v >= 0) order[next[v]!++] = i; }
+  return { of: (c: number) => (c >= 0 && c <= max ? order.subarray(start[c]!, start[c + 1]!) : new Int32Array(0)) };
+}
+
+/**
+ * The j-th (0-based, ascending) index in [0, n) that is not in `inside` (ascending, distinct): the
+ * answer is j + k for the smallest k with inside[k] - k > j.
+ */
+export function nthOutside(inside: Int32Array, j: number): number {
+  let lo = 0, hi = inside.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (inside[mid]! - mid > j) hi = mid; else lo = mid + 1;
+  }
+  return j + lo;
+}
+
 /** Training prompts for one patch (spec §10.1). `labelSet`: the dataset's global classes. */
 export function samplePromptPairs(labels: LabelArray, shape: Shape3, labelSet: readonly number[], rng: Rng, o: PromptSamplingOptions = {}): SampledPrompts | null {
   const maxPoint = o.maxPoint ?? 3;
@@ -139,21 +168,26 @@ export function samplePromptPairs(labels: LabelArray, shape: Shape3, labelSet: r
       if (present.has(c)) { coords.push(drawn.coords[f]!); lab.push(drawn.labels[f]!); f++; }
       else { coords.push(Array.from({ length: len }, () => [0, 0, 0])); lab.push(Array<number>(len).fill(-1)); }
     }
-  } else for (const c of classes) {
-    const pos: number[] = [], neg: number[] = [];
-    if (present.has(c)) for (let i = 0; i < labels.length; i++) (labels[i] === c ? pos : neg).push(i);
-    const row: number[][] = [], rl: number[] = [];
-    const sp = SPECIAL_INDEX.includes(c) ? 2 : 0;
-    if (present.has(c)) {
-      for (let k = 0; k < np; k++) { row.push(coordsOf(pos[rng.randint(0, pos.length - 1)]!, shape)); rl.push(1 + sp); }
-      for (let k = 0; k < nn; k++) {
-        if (neg.length === 0) { row.push([0, 0, 0]); rl.push(-1); continue; }
-        row.push(coordsOf(neg[rng.randint(0, neg.length - 1)]!, shape)); rl.push(sp);
+  } else {
+    const byLabel = fore.length > 0 ? indicesByLabel(labels) : null;
+    for (const c of classes) {
+      const row: number[][] = [], rl: number[] = [];
+      const sp = SPECIAL_INDEX.includes(c) ? 2 : 0;
+      if (present.has(c)) {
+        // The voxels of class c (ascending) and, implicitly, the others: the j-th voxel not of class
+        // c is found by a binary search over c's, so no per-class index lists of the whole patch.
+        const pos = byLabel!.of(c);
+        const negCount = labels.length - pos.length;
+        for (let k = 0; k < np; k++) { row.push(coordsOf(pos[rng.randint(0, pos.length - 1)]!, shape)); rl.push(1 + sp); }
+        for (let k = 0; k < nn; k++) {
+          if (negCount === 0) { row.push([0, 0, 0]); rl.push(-1); continue; }
+          row.push(coordsOf(nthOutside(pos, rng.randint(0, negCount - 1)), shape)); rl.push(sp);
+        }
+      } else {
+        for (let k = 0; k < np + nn; k++) { row.push([0, 0, 0]); rl.push(-1); }
       }
-    } else {
-      for (let k = 0; k < np + nn; k++) { row.push([0, 0, 0]); rl.push(-1); }
+      coords.push(row); lab.push(rl);
     }
-    coords.push(row); lab.push(rl);
   }
   let labelPrompt: number[] | null = [...classes];
   let points: PointPrompts | null = { coords, labels: lab };
