@@ -5,6 +5,7 @@
  * output difference (exactness within fp32 rounding). Decides whether misfm converts by default.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/channels-last.js [--threads 2] [--reps 2]
+ *     [--nets pctnet-small,unet3d-volf,fmunet,vista3d-small,vista3d-official,pctnet-paper]
  */
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { dispose } from '../src/engine/scope.js';
 import { withPrecision, type Precision } from '../src/engine/precision.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { createModel, preset } from '../src/models/index.js';
+import { createVista3d } from '../src/models/registry.js';
 import type { SegmentationNetwork } from '../src/models/types.js';
 import { Conv3d } from '../src/nn/layers/conv.js';
 
@@ -21,6 +23,8 @@ const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => { const i = args.indexOf(`--${name}`); return i >= 0 ? (args[i + 1] ?? def) : def; };
 const THREADS = Number(opt('threads', '2'));
 const REPS = Number(opt('reps', '2'));
+/** --nets a,b: only these (default: all but pctnet-paper, which takes minutes). */
+const NETS = opt('nets', 'pctnet-small,unet3d-volf,fmunet,vista3d-small,vista3d-official').split(',');
 
 /**
  * Re-lay every Conv3d weight out as channels_last_3d in place (same values, other strides), and make
@@ -70,14 +74,31 @@ function timeForward(net: SegmentationNetwork, x: Tensor, cl: boolean): { cpu: n
   return { cpu: (c.user + c.system) / 1e6 / REPS, wall: (performance.now() - t0) / 1000 / REPS, out };
 }
 
+/** A VISTA3D whose forward is its image encoder's automatic-branch features (for timing). */
+function vista3dEncoder(name: string): SegmentationNetwork {
+  const v = createVista3d(name);
+  const net = v as unknown as SegmentationNetwork & { forward(x: Tensor): Tensor };
+  net.forward = (x: Tensor): Tensor => {
+    const f = v.encode(x, false, true);
+    f.pointLow?.dispose();
+    return f.autoMapped!;
+  };
+  return net;
+}
+
 function main(): void {
   setNumThreads(THREADS);
   console.log(`channels_last_3d vs NCDHW, eval forward, ${THREADS} threads, ${REPS} timed runs after a warm-up; ${os.cpus()[0]?.model ?? '?'}, load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
-  const nets: [string, () => SegmentationNetwork, number[]][] = [
+  const nets = ([
     ['pctnet-small', () => createModel(preset('pctnet-small')), [1, 1, 32, 64, 64]],
     ['unet3d-volf', () => createModel(preset('unet3d-volf')), [1, 1, 32, 64, 64]],
     ['fmunet', () => createModel(preset('fmunet')), [1, 1, 32, 64, 64]],
-  ];
+    // VISTA3D's image encoder (SegResNetDS2 and its automatic-branch decoder), the part that runs
+    // per window; the prompt heads are a small share of its time.
+    ['vista3d-small', () => vista3dEncoder('vista3d-small'), [1, 1, 64, 64, 64]],
+    ['vista3d-official', () => vista3dEncoder('vista3d-official'), [1, 1, 64, 64, 64]],
+    ['pctnet-paper', () => createModel(preset('pctnet-paper')), [1, 1, 64, 128, 128]],
+  ] as [string, () => SegmentationNetwork, number[]][]).filter(([name]) => NETS.includes(name));
   const rows: unknown[] = [];
   for (const [name, make, shape] of nets) {
     manualSeed(0);
