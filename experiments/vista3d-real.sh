@@ -23,7 +23,9 @@
 # Knobs (environment): OUT, SHARED, STAGE_ITERATIONS ("1500 500 1000 500": iterations of stages
 # 1-4; one iteration = one click round = one optimizer step), SPACING (3: mm, isotropic),
 # HELD_OUT (spleen), CLICKS (5), THREADS (2), SEED (0), VALID_EVERY (500), LR (1e-3), VALIDATE (1;
-# 0 skips the whole-volume validation of each stage, for smoke runs).
+# 0 skips the whole-volume validation of each stage, for smoke runs), TRAIN_CLASSES (empty: every
+# class of CT 01 that maps onto the table; else class-table indices, e.g. "1,5,14,12,6,7,4,10" for
+# eight large abdominal organs, trained in every stage and evaluated in (a)-(c)).
 # Time (rough; measured only on a loaded shared 2-core machine, see docs/results/vista3d-real.md):
 # a stage-1 iteration (4 prompts, 64^3) costs about 4-5 s of one core once warm, stages 3-4 less,
 # so the defaults should take about 3-3.5 hours on an idle 2-core machine (stages 1-2 ~2.2 h,
@@ -44,6 +46,7 @@ SEED=${SEED:-0}
 VALID_EVERY=${VALID_EVERY:-500}
 LR=${LR:-1e-3}
 VALIDATE=${VALIDATE:-1}
+TRAIN_CLASSES=${TRAIN_CLASSES:-}
 AUGMENT=0
 # shellcheck source=experiments/common.sh
 source "$ROOT/experiments/common.sh"
@@ -67,6 +70,7 @@ for s in 1 2 3 4; do
   if [ ! -f "$run/done" ]; then
     extra=()
     [ "$VALIDATE" = 1 ] || extra+=(--set vista3d.validate=false)
+    [ -z "$TRAIN_CLASSES" ] || extra+=(--train-classes "$TRAIN_CLASSES")
     if [ -f "$run/checkpoints/latest.pt" ]; then extra+=(--resume)
     elif [ -n "$prev" ]; then extra+=(--init "$prev"); fi
     misfm train --preset vista3d-small --data "$OUT/cache-ras" --out "$run" --stage "$s" --label-table "$TABLE" \
@@ -82,6 +86,6 @@ echo "== evaluate on the held-out DICOM series 02"
 mkdir -p "$OUT/eval"
 node "$ROOT/experiments/vista3d-eval.mjs" --model "$OUT/stage4/checkpoints/latest.pt" \
   --image "$SHARED/02_totalseg_ct_dicom/uncompressed" --labels "$SHARED/02_totalseg_ct_dicom/labels_total.nii.gz" \
-  --label-table "$TABLE" --classes all --held-out "$HELD_INDEX" --spacing "$SPACING,$SPACING,$SPACING" --roi 64,64,64 \
+  --label-table "$TABLE" --classes "${TRAIN_CLASSES:-all}" --held-out "$HELD_INDEX" --spacing "$SPACING,$SPACING,$SPACING" --roi 64,64,64 \
   --clicks "$CLICKS" --threads "$THREADS" --out "$OUT/eval" | tee "$OUT/eval/table.txt"
 echo "== done: $OUT/eval/vista3d-eval.{md,json}, $OUT/eval/zero-shot.png; curves in $OUT/stage*/curves.png"
