@@ -148,15 +148,7 @@ async function main(): Promise<void> {
   });
   const a = run('fp32'), b = run('bf16');
   const k = net.classNum;
-  const dice: number[] = [];
-  for (let c = 0; c < k; c++) {
-    let inter = 0, na = 0, nb = 0;
-    for (let i = 0; i < a.labels.length; i++) {
-      const pa = a.labels[i] === c, pb = b.labels[i] === c;
-      if (pa) na++; if (pb) nb++; if (pa && pb) inter++;
-    }
-    dice.push(na + nb === 0 ? NaN : (2 * inter) / (na + nb));
-  }
+  const dice = Array.from({ length: k }, (_, c) => diceOf(a.labels, b.labels, c));
   let maxDiff = 0, maxAbs = 0;
   for (let i = 0; i < a.logits.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(a.logits[i]! - b.logits[i]!)); maxAbs = Math.max(maxAbs, Math.abs(a.logits[i]!)); }
   let same = 0;
