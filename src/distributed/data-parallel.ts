@@ -99,10 +99,7 @@ export class GradientAverager {
     });
     // Which parameters got a gradient on any rank (DDP's unused-parameter map), reduced alongside.
     // (On the parameters' device: NCCL reduces device tensors only.)
-    const usedCpu = fromTypedArray(used, [used.length]);
-    const device = this.params[0]?.device ?? 'cpu';
-    const usedMap = device === 'cpu' ? usedCpu : usedCpu.to(device);
-    if (usedMap !== usedCpu) usedCpu.dispose();
+    const usedMap = fromTypedArray(used, [used.length], { device: this.params[0]?.device ?? 'cpu' });
     await Promise.all([...flats.map((flat) => this.group.allReduce(flat, 'sum')), this.group.allReduce(usedMap, 'sum')]);
     const anyRank = usedMap.data() as Float32Array;
     usedMap.dispose();

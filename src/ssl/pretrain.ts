@@ -13,13 +13,13 @@ import { createModel } from '../models/registry.js';
 import { manualSeed } from '../engine/creation.js';
 import { train, type TrainSummary, type TrainableModel } from '../train/trainer.js';
 import { initFromCheckpoint } from '../train/init.js';
-import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../train/run-setup.js';
+import { ensureCache, explicitSplit, seededSplit, setUpCache, startRun, type Split } from '../train/run-setup.js';
 import { pretextMethod } from './methods.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { MisfmError } from '../util/errors.js';
 
 export { fusionDice } from './volf-method.js';
-import { isMainRank, onMainRank, type DistributedContext } from '../distributed/context.js';
+import type { DistributedContext } from '../distributed/context.js';
 
 export interface PretrainOptions {
   config: RunConfig;
@@ -86,9 +86,9 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   if (o.resume === true) checkSameMethod(cfg, o.runDir);
   const dist = o.distributed ?? null;
   const latest = startRun(cfg, 'pretrain', 'misfm pretrain', o.runDir, o.resume === true);
-  // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
-  const cache = await onMainRank(dist, () => ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing }), () => cachePathFor(o.data, o.runDir));
-  cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
+  const set = await setUpCache(cfg, o.data, o.runDir, log, { spacing: cfg.data.spacing }, dist);
+  const cache = set.cache;
+  cfg = set.config;
   const all = readyCases(cache).map((c) => c.id);
   const split = o.validCases !== undefined
     ? explicitSplit(all, o.validCases, { item: 'scan', held: 'held-out', pool: 'the data' })

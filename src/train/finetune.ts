@@ -15,9 +15,8 @@ import { manualSeed, fromTypedArray } from '../engine/creation.js';
 import * as F from '../engine/functional.js';
 import { train, type TrainSummary, type TrainableModel, type ValidationResult } from './trainer.js';
 import { adoptInitPreprocessing, initFromCheckpoint, type AdoptableKey } from './init.js';
-import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from './run-setup.js';
-import { isMainRank, onMainRank, reduceSum, shardItems, type DistributedContext } from '../distributed/context.js';
-import path from 'node:path';
+import { explicitSplit, seededSplit, setUpCache, startRun, type Split } from './run-setup.js';
+import { reduceSum, shardItems, type DistributedContext } from '../distributed/context.js';
 import { slidingWindowSegment, modelPredictor } from '../infer/sliding-window.js';
 import { MisfmError } from '../util/errors.js';
 
@@ -129,11 +128,9 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     for (const l of adopted.lines) log(`adopted ${l}`);
   }
   const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
-  // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
-  const cache = await onMainRank(dist,
-    () => ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing, ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }),
-    () => cachePathFor(o.data, o.runDir));
-  cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
+  const set = await setUpCache(cfg, o.data, o.runDir, log, { spacing: cfg.data.spacing, ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }, dist);
+  const cache = set.cache;
+  cfg = set.config;
   const cases = readyCases(cache, { needLabels: true });
   const ids = cases.map((c) => c.id);
   let split: Split;

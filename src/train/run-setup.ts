@@ -12,6 +12,7 @@ import { describeSpacing, planPatchSize, readPlan, writePlan, type DatasetPlan, 
 import { fmunetSizeDivisor } from '../models/fmunet.js';
 import { Rng } from '../util/rng.js';
 import { MisfmError } from '../util/errors.js';
+import { isMainRank, onMainRank, type DistributedContext } from '../distributed/context.js';
 
 /**
  * Start (or resume) a run in `runDir`: the config must be for `task`; `--resume` needs a latest
@@ -51,6 +52,18 @@ export async function ensureCache(data: string[], runDir: string, log: (l: strin
   if (r.report.manifestOk === 0) throw new MisfmError('DATA', `no usable image in ${data.join(', ')} (see ${path.join(cache, 'report.json')})`);
   if (r.plan !== undefined) log(`spacing: ${describeSpacing(r.plan.spacing)}`);
   return cache;
+}
+
+/**
+ * The cache of a run, single-process or data-parallel, and the config that records it: rank 0
+ * finds or prepares the cache (ensureCache) and records it in the run (recordCache) while the other
+ * ranks wait; they then use the same path and write nothing.
+ */
+export async function setUpCache(cfg: RunConfig, data: string[], runDir: string, log: (l: string) => void,
+  opts: Parameters<typeof ensureCache>[3], dist: DistributedContext | null): Promise<{ cache: string; config: RunConfig }> {
+  const cache = await onMainRank(dist, () => ensureCache(data, runDir, log, opts), () => cachePathFor(data, runDir));
+  const config = isMainRank(dist) ? recordCache(cfg, cache, runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
+  return { cache, config };
 }
 
 /** The spacing a cache's manifest records (null: native), or null when unreadable. */

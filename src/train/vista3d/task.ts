@@ -33,8 +33,8 @@ import { CheckpointError, MisfmError } from '../../util/errors.js';
 import { train, type Batch, type BatchSource, type TrainSummary, type TrainableModel, type ValidationResult } from '../trainer.js';
 import { adoptInitPreprocessing } from '../init.js';
 import type { FinetuneOptions } from '../finetune.js';
-import { cachePathFor, ensureCache, explicitSplit, recordCache, seededSplit, startRun, type Split } from '../run-setup.js';
-import { isMainRank, onMainRank, reduceSum, shardItems, type DistributedContext } from '../../distributed/context.js';
+import { explicitSplit, seededSplit, setUpCache, startRun, type Split } from '../run-setup.js';
+import { reduceSum, shardItems, type DistributedContext } from '../../distributed/context.js';
 import { mapLabelNames, readLabelTable } from './labelmap.js';
 import { sampleCentrePoints, type Shape3 } from './sampler.js';
 import { slicSupervoxels } from './supervoxels.js';
@@ -287,15 +287,13 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
   const recipe = cfg.vista3d!;
   const stage = recipe.stages[recipe.stage - 1]!;
   const latest = startRun(cfg, 'finetune', 'misfm train', o.runDir, o.resume === true);
-  // Rank 0 prepares the cache (if the data is not one already); the other ranks wait, then read it.
-  const cache = await onMainRank(dist,
-    () => ensureCache(o.data, o.runDir, log, { spacing: cfg.data.spacing, reorient: 'RAS', ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }),
-    () => cachePathFor(o.data, o.runDir));
+  const set = await setUpCache(cfg, o.data, o.runDir, log, { spacing: cfg.data.spacing, reorient: 'RAS', ...(o.labelsDir !== undefined ? { labels: o.labelsDir } : {}), ...(o.csv !== undefined ? { csv: o.csv } : {}) }, dist);
+  const cache = set.cache;
+  cfg = set.config;
   const orientation = cacheOrientation(cache);
   if (orientation !== 'RAS') {
     throw new MisfmError('DATA', `VISTA3D trains on RAS volumes (what misfm segment gives it), but this cache was prepared with orientation ${JSON.stringify(orientation ?? 'unknown')}: prepare it again with --orientation RAS`, { file: path.join(cache, 'manifest.json') });
   }
-  cfg = isMainRank(dist) ? recordCache(cfg, cache, o.runDir) : { ...cfg, data: { ...cfg.data, cache: path.resolve(cache) } };
   const cases = readyCases(cache, { needLabels: true });
   const ids = cases.map((c) => c.id);
   let split: Split;
