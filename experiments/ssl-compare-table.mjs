@@ -38,7 +38,8 @@ for (const i of inits) {
   let pre = 'none';
   if (p?.end) {
     const b = p.end.best;
-    const what = i === 'volf' ? 'pseudo-Dice' : 'L1';
+    // What each method validates on the held-out head CT (its best-checkpoint score).
+    const what = i === 'volf' ? 'pseudo-Dice' : i === 'voco' ? 'VoCo loss' : 'L1';
     const score = b === null ? 'n/a' : `${what} ${fmt(i === 'volf' ? b.score : -b.score, 4)} (${b.iteration})`;
     const lastValid = p.valid.at(-1);
     const floor = i !== 'volf' && lastValid?.identityMae !== undefined ? `; L1 of the corrupted input ${fmt(lastValid.identityMae, 4)}` : '';

@@ -59,6 +59,8 @@ export interface PrepareReport {
   discovered: number;
   /** Cases skipped because the manifest already has them with the same fingerprint. */
   skipped: number;
+  /** Cases found under a new path with the content of a manifest case: they kept its id (not prepared twice). */
+  moved: number;
   processed: number;
   /** Of the processed cases. */
   ok: number;
@@ -86,8 +88,11 @@ function sameSource(a: CaseRecord['source'], b: CaseRecord['source']): boolean {
   return a.image === b.image && (a.series ?? '') === (b.series ?? '') && (a.label ?? '') === (b.label ?? '');
 }
 
-/** Keep the id a source had in the manifest (stable across runs); make the rest unique. */
-function assignIds(cases: CaseSpec[], m: Manifest): void {
+/**
+ * Keep the id a source had in the manifest (stable across runs); make the rest unique. Returns the
+ * cases that matched no record by source (candidates for {@link adoptMoved}).
+ */
+function assignIds(cases: CaseSpec[], m: Manifest): Set<CaseSpec> {
   const used = new Set<string>();
   const byImage = new Map<string, CaseRecord[]>();
   for (const r of m.cases) byImage.set(r.source.image, [...(byImage.get(r.source.image) ?? []), r]);
@@ -107,6 +112,32 @@ function assignIds(cases: CaseSpec[], m: Manifest): void {
     c.id = id;
     used.add(id);
   }
+  return new Set(fresh);
+}
+
+/**
+ * Sources that moved (a cache copied or moved with its data, a folder renamed, links re-pointed):
+ * a case that matched no record by path but whose content key (`keys[i]`, compared with
+ * `keyOf(record)`) equals that of a record no discovered case claims takes over that record's id,
+ * and the record its new source. Without this the same scan became a second case ("id-2") and was
+ * prepared and trained on twice. Returns how many cases were adopted (removed from `fresh`).
+ */
+function adoptMoved(cases: CaseSpec[], fresh: Set<CaseSpec>, m: Manifest, keys: readonly string[], keyOf: (r: CaseRecord) => string | undefined): number {
+  if (fresh.size === 0) return 0;
+  const claimed = new Set(cases.map((c) => c.id));
+  let n = 0;
+  cases.forEach((c, i) => {
+    if (!fresh.has(c)) return;
+    const r = m.cases.find((x) => !claimed.has(x.id) && keyOf(x) === keys[i]);
+    if (r === undefined) return;
+    claimed.delete(c.id);
+    c.id = r.id;
+    claimed.add(r.id);
+    r.source = { ...c.source };
+    fresh.delete(c);
+    n++;
+  });
+  return n;
 }
 
 function acquireLock(outDir: string): () => void {
@@ -157,8 +188,9 @@ export async function prepare(inputs: readonly string[], outDir: string, opts: P
     const disc = await discoverCases(inputs, { ...opts, exclude: [out, ...(opts.exclude ?? [])] });
     if (disc.cases.length === 0) throw new MisfmError('DATA', `no images found in ${inputs.join(', ')}`);
     if (disc.labelNames !== undefined) manifest.labels = disc.labelNames;
-    assignIds(disc.cases, manifest);
+    const fresh = assignIds(disc.cases, manifest);
     const nativeKeys = await mapLimit(disc.cases, 16, (c) => caseFingerprint(c, `native:${geoKey}`));
+    let moved = adoptMoved(disc.cases, fresh, manifest, nativeKeys, (r) => (r.status === 'ok' ? r.native?.key : undefined));
     let spacing: Vec3 | undefined;
     let spacingSource: SpacingSource = 'native';
     if (Array.isArray(wantSpacing)) {
@@ -175,6 +207,8 @@ export async function prepare(inputs: readonly string[], outDir: string, opts: P
     const key = specKey(pp);
     manifest.preprocess = pp as Record<string, unknown>;
     const fps = await mapLimit(disc.cases, 16, (c) => caseFingerprint(c, key));
+    moved += adoptMoved(disc.cases, fresh, manifest, fps, (r) => (r.status === 'ok' ? r.fingerprint : undefined));
+    if (moved > 0) log.log({ event: 'moved', cases: moved });
     const prev = new Map(manifest.cases.map((r) => [r.id, r]));
     const todo: CaseTask[] = [];
     let skipped = 0;
@@ -230,7 +264,7 @@ export async function prepare(inputs: readonly string[], outDir: string, opts: P
     const ids = new Set(disc.cases.map((c) => c.id));
     const report: PrepareReport = {
       outDir: out, startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(),
-      seconds: (Date.now() - started) / 1000, discovered: disc.cases.length, skipped, processed: todo.length, ok, failed,
+      seconds: (Date.now() - started) / 1000, discovered: disc.cases.length, skipped, moved, processed: todo.length, ok, failed,
       msPerCase: todo.length > 0 ? runMs / todo.length : 0, workerMsPerCase: todo.length > 0 ? workerMs / todo.length : 0,
       workers: Math.max(0, nWorkers), ignoredFiles: disc.ignored,
       failures: manifest.cases.filter((r) => ids.has(r.id) && r.status === 'failed')

@@ -372,3 +372,48 @@ test('discovery: nnU-Net dataset folders, CSV lists, DICOM series folders, label
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('prepare: a scan found under a new path with the same content keeps its case (moved data, copied cache); a different scan with the same name does not', async () => {
+  const root = tempDir('moved');
+  try {
+    const a = path.join(root, 'a');
+    fs.mkdirSync(path.join(a, 'images'), { recursive: true });
+    fs.mkdirSync(path.join(a, 'labels'));
+    fs.copyFileSync(CT_SM, path.join(a, 'images', 'ct.nii.gz'));
+    fs.copyFileSync(CT_SM_LAB, path.join(a, 'labels', 'ct.nii.gz'));
+    const out = path.join(root, 'cache');
+    const r1 = await prepare([path.join(a, 'images')], out, { labels: path.join(a, 'labels'), workers: 1, progress: false });
+    assert.equal(r1.report.processed, 1);
+    // Move the data (mtime kept) and prepare the same cache from the new place.
+    const b = path.join(root, 'b');
+    fs.renameSync(a, b);
+    const r2 = await prepare([path.join(b, 'images')], out, { labels: path.join(b, 'labels'), workers: 1, progress: false });
+    assert.equal(r2.report.processed, 0, 'nothing prepared again');
+    assert.equal(r2.report.moved, 1);
+    assert.equal(r2.report.skipped, 1);
+    const m = loadManifest(out)!;
+    assert.deepEqual(m.cases.map((r) => r.id), ['ct'], 'one case, not ct and ct-2');
+    assert.equal(m.cases[0]!.source.image, path.join(b, 'images', 'ct.nii.gz'));
+    assert.equal(m.cases[0]!.source.label, path.join(b, 'labels', 'ct.nii.gz'));
+    // A copied cache prepared from links to the same files: still one case.
+    const copy = path.join(root, 'cache-copy');
+    fs.cpSync(out, copy, { recursive: true });
+    const links = path.join(root, 'links');
+    fs.mkdirSync(path.join(links, 'images'), { recursive: true });
+    fs.mkdirSync(path.join(links, 'labels'));
+    fs.symlinkSync(path.join(b, 'images', 'ct.nii.gz'), path.join(links, 'images', 'ct.nii.gz'));
+    fs.symlinkSync(path.join(b, 'labels', 'ct.nii.gz'), path.join(links, 'labels', 'ct.nii.gz'));
+    const r3 = await prepare([path.join(links, 'images')], copy, { labels: path.join(links, 'labels'), workers: 1, progress: false });
+    assert.equal(r3.report.processed, 0);
+    assert.deepEqual(loadManifest(copy)!.cases.map((r) => r.id), ['ct']);
+    // Another scan under the same file name, next to the first: a second case.
+    const c = path.join(root, 'c');
+    fs.mkdirSync(c);
+    fs.copyFileSync(MR, path.join(c, 'ct.nii.gz'));
+    const r4 = await prepare([c], out, { workers: 1, progress: false });
+    assert.equal(r4.report.moved, 0);
+    assert.deepEqual(loadManifest(out)!.cases.map((r) => r.id).sort(), ['ct', 'ct-2']);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -115,7 +115,8 @@ export async function runPrepare(argv: string[], out: (s: string) => void, err: 
   });
   const okHere = report.discovered - report.failures.length;
   out(`${report.outDir}: ${report.discovered} case(s): ${report.processed} prepared (${report.ok} ok, ${report.failed} failed), ` +
-    `${report.skipped} up to date; ${report.manifestOk} usable in the cache` +
+    `${report.skipped} up to date` + (report.moved > 0 ? ` (${report.moved} found under a new path, same content: kept as the same case)` : '') +
+    `; ${report.manifestOk} usable in the cache` +
     (report.processed > 0 ? `; ${(report.msPerCase / 1000).toFixed(2)} s/case with ${report.workers} worker(s)` : '') + '\n');
   if (plan !== undefined) out(`spacing: ${describeSpacing(plan.spacing)}; plan in ${PLAN_NAME}\n`);
   if (report.failures.length > 0) {
