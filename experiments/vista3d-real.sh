@@ -25,7 +25,12 @@
 # HELD_OUT (spleen), CLICKS (5), THREADS (2), SEED (0), VALID_EVERY (500), LR (1e-3), VALIDATE (1;
 # 0 skips the whole-volume validation of each stage, for smoke runs), TRAIN_CLASSES (empty: every
 # class of CT 01 that maps onto the table; else class-table indices, e.g. "1,5,14,12,6,7,4,10" for
-# eight large abdominal organs, trained in every stage and evaluated in (a)-(c)).
+# eight large abdominal organs, trained in every stage and evaluated in (a)-(c)), AUGMENT (1:
+# the fine-tuning texture augmentation of volf-vs-scratch.sh (noise, blur, brightness, contrast,
+# low resolution) in every stage; 0: crops and flips only), FIT_WINDOW (1: the evaluation's
+# window is shrunk to 02's thin axis, --fit-window: series 02 is 20 slices, 14 voxels at 3 mm,
+# and in a 64-voxel window padded as MONAI pads it every model found nothing, even on a 14-slice
+# slab of its own training scan; 0: MONAI's padding).
 # Time (rough; measured only on a loaded shared 2-core machine, see docs/results/vista3d-real.md):
 # a stage-1 iteration (4 prompts, 64^3) costs about 4-5 s of one core once warm, stages 3-4 less,
 # so the defaults should take about 3-3.5 hours on an idle 2-core machine (stages 1-2 ~2.2 h,
@@ -47,7 +52,8 @@ VALID_EVERY=${VALID_EVERY:-500}
 LR=${LR:-1e-3}
 VALIDATE=${VALIDATE:-1}
 TRAIN_CLASSES=${TRAIN_CLASSES:-}
-AUGMENT=0
+AUGMENT=${AUGMENT:-1}
+FIT_WINDOW=${FIT_WINDOW:-1}
 # shellcheck source=experiments/common.sh
 source "$ROOT/experiments/common.sh"
 [ "${#IT[@]}" -eq 4 ] || { echo "vista3d-real: STAGE_ITERATIONS must hold 4 numbers, got '${STAGE_ITERATIONS:-}'" >&2; exit 2; }
@@ -75,7 +81,7 @@ for s in 1 2 3 4; do
     elif [ -n "$prev" ]; then extra+=(--init "$prev"); fi
     misfm train --preset vista3d-small --data "$OUT/cache-ras" --out "$run" --stage "$s" --label-table "$TABLE" \
       --hold-out "$HELD_OUT" --iterations "$n" --threads "$THREADS" --set training.seed="$SEED" --set training.lr="$LR" \
-      --set training.validEvery="$VALID_EVERY" --set training.saveEvery=50 "${extra[@]}"
+      --set training.validEvery="$VALID_EVERY" --set training.saveEvery=50 "${aug[@]}" "${extra[@]}"
     misfm plot "$run"
     touch "$run/done"
   fi
@@ -83,9 +89,10 @@ for s in 1 2 3 4; do
 done
 
 echo "== evaluate on the held-out DICOM series 02"
+fit=(); [ "$FIT_WINDOW" = 1 ] && fit=(--fit-window)
 mkdir -p "$OUT/eval"
 node "$ROOT/experiments/vista3d-eval.mjs" --model "$OUT/stage4/checkpoints/latest.pt" \
   --image "$SHARED/02_totalseg_ct_dicom/uncompressed" --labels "$SHARED/02_totalseg_ct_dicom/labels_total.nii.gz" \
   --label-table "$TABLE" --classes "${TRAIN_CLASSES:-all}" --held-out "$HELD_INDEX" --spacing "$SPACING,$SPACING,$SPACING" --roi 64,64,64 \
-  --clicks "$CLICKS" --threads "$THREADS" --out "$OUT/eval" | tee "$OUT/eval/table.txt"
+  --clicks "$CLICKS" --threads "$THREADS" "${fit[@]}" --out "$OUT/eval" | tee "$OUT/eval/table.txt"
 echo "== done: $OUT/eval/vista3d-eval.{md,json}, $OUT/eval/zero-shot.png; curves in $OUT/stage*/curves.png"

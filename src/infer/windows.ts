@@ -71,6 +71,19 @@ export interface PadToWindow {
 }
 
 /**
+ * The window shrunk to the image along each axis where the image is smaller: the smallest multiple
+ * of `divisor` that covers the image, never more than the window. MONAI pads such an axis up to the
+ * window instead; on a thin slab (a 20-slice series at 3 mm is 14 voxels in a 64-voxel window) the
+ * network then sees mostly padding, which it never saw in training, and finds nothing.
+ */
+export function fitWindowToImage(imageSize: Triple3, windowSize: Triple3, divisor: number): [number, number, number] {
+  checkTriple('fitWindowToImage', 'imageSize', imageSize, 1);
+  checkTriple('fitWindowToImage', 'windowSize', windowSize, 1);
+  if (!Number.isInteger(divisor) || divisor < 1) throw new Error(`fitWindowToImage: divisor must be a positive integer, got ${divisor}`);
+  return [0, 1, 2].map((a) => Math.min(windowSize[a]!, Math.ceil(imageSize[a]! / divisor) * divisor)) as [number, number, number];
+}
+
+/**
  * Pad amounts for an image smaller than the window on some axis. Symmetric: before =
  * floor(deficit / 2), after = the rest (the odd voxel goes at the end), so the image sits in the
  * middle of the window, where the Gaussian weight is largest. Axes already large enough get 0.

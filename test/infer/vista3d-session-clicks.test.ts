@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Mat3, Vec3, Volume } from '../../src/io/volume.js';
 import { voxelToWorld, worldToVoxel } from '../../src/io/volume.js';
 import { openVista3dSession, VISTA3D_HU_WINDOW, type ClickPoint } from '../../src/infer/vista3d/session.js';
+import type { Window } from '../../src/infer/vista3d/windows.js';
 import { pointLogits } from '../../src/infer/vista3d/inferer.js';
 import { loadVista3dCheckpoint } from '../../src/models/vista3d/checkpoint.js';
 import { SegResNetDS2 } from '../../src/models/vista3d/segresnet.js';
@@ -143,4 +144,24 @@ test('windowed clicks equal the whole-volume computation on a resampled, reorien
 test('misfm segment --click-mode: edit or bundle, anything else is one clear error', async () => {
   await assert.rejects(runSegment(['--model', CKPT, '--input', 'x.nii.gz', '--output', 'y.nii.gz', '--point', 'liver:+1,1,1', '--click-mode', 'auto']),
     (e: unknown) => e instanceof MisfmError && /--click-mode must be edit or bundle, got 'auto'/.test(e.message));
+});
+
+test('fitWindow shrinks the window to a thin axis (multiple of the size divisor) instead of padding; results equal the fitted window given explicitly', async () => {
+  // x is 12 voxels; a 32-voxel window would be 20 voxels of padding. The fixture model's divisor is 8 or 16: fitted x = 16.
+  const wide = [32, 24, 32] as const, fitted = [16, 24, 32] as const;
+  const seen: { fit: Window[]; pad: Window[] } = { fit: [], pad: [] };
+  const fit = await openVista3dSession(CKPT, ctVolume(), { roi: wide, fitWindow: true, onEncode: (w) => { seen.fit.push(w); } });
+  const explicit = await openVista3dSession(CKPT, ctVolume(), { roi: fitted });
+  const pad = await openVista3dSession(CKPT, ctVolume(), { roi: wide, onEncode: (w) => { seen.pad.push(w); } });
+  try {
+    const a = await fit.autoSegment([3, 5]), b = await explicit.autoSegment([3, 5]);
+    assert.deepEqual(Array.from(a.data), Array.from(b.data), 'fitted = the fitted window given explicitly');
+    const click: ClickPoint[] = [{ label: 3, positive: true, ijk: [6, 10, 40] }];
+    await fit.click(click, null);
+    await pad.click(click, null);
+    assert.equal(seen.fit.at(-1)!.stop[0] - seen.fit.at(-1)!.start[0], 16, 'click window fitted to x');
+    assert.equal(seen.pad.at(-1)!.stop[0] - seen.pad.at(-1)!.start[0], 32, 'MONAI default: padded to the window');
+  } finally {
+    fit.dispose(); explicit.dispose(); pad.dispose();
+  }
 });

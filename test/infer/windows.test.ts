@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gaussianImportanceMap, overlapToStride, padToWindow, windowStarts, type Triple3 } from '../../src/infer/windows.js';
+import { fitWindowToImage, gaussianImportanceMap, overlapToStride, padToWindow, windowStarts, type Triple3 } from '../../src/infer/windows.js';
 import { ShapeError, MisfmError } from '../../src/util/errors.js';
 
 // dist/test/infer/ -> repo root is three levels up.
@@ -122,4 +122,12 @@ test('overlapToStride: floor(window * (1 - overlap)), at least 1, overlap in [0,
   assert.deepEqual(overlapToStride([5, 3, 1], 0.9), [1, 1, 1]);
   assert.throws(() => overlapToStride([64, 64, 64], 1), (e: unknown) => e instanceof MisfmError && /overlap must be >= 0 and < 1, got 1/.test(e.message));
   assert.throws(() => overlapToStride([64, 64, 64], -0.1), /got -0.1/);
+});
+
+test('fitWindowToImage: thin axes get the smallest covering multiple of the divisor, others keep the window', () => {
+  assert.deepEqual(fitWindowToImage([14, 167, 167], [64, 64, 64], 16), [16, 64, 64]);
+  assert.deepEqual(fitWindowToImage([17, 40, 64], [64, 64, 64], 16), [32, 48, 64]);
+  assert.deepEqual(fitWindowToImage([200, 200, 200], [64, 64, 64], 16), [64, 64, 64]);
+  assert.deepEqual(fitWindowToImage([1, 1, 1], [8, 8, 8], 8), [8, 8, 8]);
+  assert.throws(() => fitWindowToImage([10, 10, 10], [16, 16, 16], 0), /divisor/);
 });

@@ -37,6 +37,9 @@ Options:
   --world             click coordinates are world (LPS, mm) positions, not voxel indices
   --base SEG          start from this label map (class-table values) instead of an empty one
   --roi X,Y,Z         window (default 128,128,128, the bundle's)
+  --fit-window        shrink the window along axes where the image is thinner (at the working
+                      spacing) instead of padding the image up to it, as MONAI does; for thin
+                      slabs, which a padded window shows the network as mostly padding
   --spacing X,Y,Z     working spacing in mm (default 1.5,1.5,1.5)
   --overlap F         automatic sliding-window overlap (default 0.25, the bundle's)
   --merge M           monai (default) or corrected (per-object components, NaN filled) Algorithm 1
@@ -65,7 +68,7 @@ function parseCli(argv: string[]): SegmentArgs {
     options: {
       model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, classes: { type: 'string' }, everything: { type: 'boolean' },
       points: { type: 'string' }, point: { type: 'string', multiple: true }, world: { type: 'boolean' }, base: { type: 'string' },
-      roi: { type: 'string' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, 'click-mode': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' },
+      roi: { type: 'string' }, 'fit-window': { type: 'boolean' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, 'click-mode': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' },
     },
     allowPositionals: true, strict: true,
   });
@@ -87,6 +90,7 @@ function parseCli(argv: string[]): SegmentArgs {
   if (classes !== null) autoClasses(classes); // unknown classes fail before any work
   const session: Vista3dSessionOptions = {};
   if (v.roi !== undefined) session.roi = triple('roi', v.roi, true);
+  if (v['fit-window'] === true) session.fitWindow = true;
   if (v.spacing !== undefined) session.spacing = triple('spacing', v.spacing, false);
   if (v.overlap !== undefined) {
     const o = Number(v.overlap);

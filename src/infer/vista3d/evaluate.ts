@@ -23,6 +23,7 @@ import { plotLines } from '../../util/plot.js';
 import { MisfmError } from '../../util/errors.js';
 import { padVolumeToWindow, windowProtocols, zeroShotClicks, type WindowProtocolResult, type ZeroShotResult } from './protocols.js';
 import type { Triple } from './windows.js';
+import { fitWindowToImage } from '../windows.js';
 
 export interface Vista3dEvaluationOptions {
   model: string;
@@ -36,6 +37,8 @@ export interface Vista3dEvaluationOptions {
   heldOut: number | null;
   spacing: Vec3;
   roi: Triple;
+  /** Shrink the window to thin axes of the working grid instead of padding (see Vista3dSessionOptions.fitWindow). */
+  fitWindow?: boolean;
   overlap?: number;
   clicks?: number;
   out: string;
@@ -79,16 +82,17 @@ export async function evaluateVista3d(o: Vista3dEvaluationOptions): Promise<Vist
     const img = xyzOf(work, (v) => (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo));
     const lab = Uint8Array.from(xyzOf(labWork, (v) => map.get(v) ?? 0));
     const size: Triple = [work.size[0], work.size[1], work.size[2]];
-    const padded = padVolumeToWindow(img, lab, size, o.roi);
+    const roi: Triple = o.fitWindow === true ? fitWindowToImage(size, o.roi, model.sizeDivisor) : o.roi;
+    const padded = padVolumeToWindow(img, lab, size, roi);
     try {
       const inScan = [...new Set(padded.labels)].filter((k) => k !== 0).sort((a, b) => a - b);
       const present = o.classes === 'all' ? inScan.filter((k) => k !== o.heldOut) : o.classes.filter((k) => inScan.includes(k));
       if (present.length === 0) throw new MisfmError('DATA', `none of the evaluated classes (${o.classes === 'all' ? 'all' : o.classes.join(', ')}) is in the label map`, { file: o.labels });
       log(`evaluating ${present.length} classes on a ${padded.size.join('x')} grid at ${o.spacing.join('x')} mm`);
-      const w = windowProtocols(model, padded.image, padded.labels, present, { roi: o.roi, overlap: o.overlap ?? 0.25, onProgress: (what, d, t) => log(`  ${what} ${d}/${t}`) });
+      const w = windowProtocols(model, padded.image, padded.labels, present, { roi, overlap: o.overlap ?? 0.25, onProgress: (what, d, t) => log(`  ${what} ${d}/${t}`) });
       let zs: Vista3dEvaluation['zeroShot'] = null;
       if (o.heldOut !== null) {
-        const z = zeroShotClicks(model, padded.image, padded.labels, o.heldOut, o.clicks ?? 5, { roi: o.roi, onProgress: (what, d, t) => log(`  held-out ${what} ${d}/${t}`) });
+        const z = zeroShotClicks(model, padded.image, padded.labels, o.heldOut, o.clicks ?? 5, { roi, onProgress: (what, d, t) => log(`  held-out ${what} ${d}/${t}`) });
         zs = { ...z, name: nameOf(o.heldOut) };
       }
       const count = (k: number): number => padded.labels.reduce((s, v) => s + (v === k ? 1 : 0), 0);
@@ -96,7 +100,7 @@ export async function evaluateVista3d(o: Vista3dEvaluationOptions): Promise<Vist
       const mean = (f: (r: (typeof rows)[number]) => number): number => rows.reduce((s, r) => s + f(r), 0) / rows.length;
       const result: Vista3dEvaluation = {
         format: 'misfm-vista3d-eval-1', model: path.resolve(o.model), image: path.resolve(o.image), labels: path.resolve(o.labels),
-        spacing: [...o.spacing], roi: [...o.roi], grid: [...padded.size],
+        spacing: [...o.spacing], roi: [...roi], grid: [...padded.size],
         classes: rows, mean: { auto: mean((r) => r.auto), point: mean((r) => r.point), autoClick: mean((r) => r.autoClick) },
         clicks: w.clicks, windows: w.windows, zeroShot: zs,
       };

@@ -41,6 +41,7 @@ import { FeatureCache } from './cache.js';
 import { autoLogits, pointLogitsInBox, type Box, type InferContext } from './inferer.js';
 import { autoClasses, classTable } from './classes.js';
 import type { Triple, Window } from './windows.js';
+import { fitWindowToImage } from '../windows.js';
 
 export interface ClickPoint { label: number; positive: boolean; ijk: Vec3 } // label = class-table value; ijk = (x,y,z) voxel index on the session's image
 export interface ClickResult { labels: Volume; windowsComputed: number; cacheHits: number }
@@ -70,6 +71,12 @@ export interface Vista3dSessionOptions {
   spacing?: Vec3;
   /** Window (default 128³, the bundle's; must be a multiple of the model's size divisor). */
   roi?: Triple;
+  /**
+   * Shrink the window along axes where the working image is smaller, to the smallest multiple of
+   * the size divisor that covers it (default false: MONAI pads the image up to the window). For
+   * thin slabs, where the padded window is mostly padding (see docs/results/vista3d-real.md).
+   */
+  fitWindow?: boolean;
   /** Automatic sliding-window overlap (default 0.25) and blending (default constant), as the bundle. */
   overlap?: number;
   blend?: 'constant' | 'gaussian';
@@ -106,6 +113,8 @@ class Session implements Vista3dSession {
   /** Reoriented image voxel index (per axis) -> work voxel index it reads (nearest), and its image offset. */
   readonly #back: [Int32Array, Int32Array, Int32Array];
   readonly #offsets: [Int32Array, Int32Array, Int32Array];
+  /** The window every pass uses: o.roi, fitted to the working grid when o.fitWindow. */
+  readonly #roi: Triple;
 
   constructor(readonly image: Volume, readonly model: VISTA3D, readonly o: Vista3dSessionOptions) {
     const roi = o.roi ?? [128, 128, 128];
@@ -123,6 +132,7 @@ class Session implements Vista3dSession {
     this.#tensor = xyz.contiguous(); xyz.dispose();
     if ((o.device ?? 'cpu') !== 'cpu') { const d = this.#tensor.to(o.device!); this.#tensor.dispose(); this.#tensor = d; }
     this.#shape = [this.#work.size[0], this.#work.size[1], this.#work.size[2]];
+    this.#roi = o.fitWindow === true ? fitWindowToImage(this.#shape, roi, div) : roi;
     // Resampling keeps the direction, so both maps are separable (the taps resampleToReference uses).
     const fwd = nearestIndexMaps(this.#beforeResample, this.#work), back = nearestIndexMaps(this.#work, this.#beforeResample);
     if (fwd === null || back === null) throw new MisfmError('GEOMETRY', 'VISTA3D session: the working grid lost the image direction');
@@ -180,7 +190,7 @@ class Session implements Vista3dSession {
     const best = new Float32Array(vol).fill(0);
     const lab = new Uint16Array(vol);
     let done = 0;
-    const roi = this.o.roi ?? [128, 128, 128];
+    const roi = this.#roi;
     for (const g of groups) {
       const r = autoLogits(this.#ctx, this.#img, g, {
         roi, overlap: this.o.overlap ?? 0.25, blend: this.o.blend ?? 'constant',
@@ -222,7 +232,7 @@ class Session implements Vista3dSession {
     const groups = new Map<number, ClickPoint[]>();
     for (const p of points) groups.set(p.label, [...(groups.get(p.label) ?? []), p]);
     let windowsComputed = 0, cacheHits = 0, done = 0;
-    const roi = this.o.roi ?? [128, 128, 128];
+    const roi = this.#roi;
     const bundle = (this.o.clickMode ?? 'edit') === 'bundle';
     const changedBoxes: Box[] = [];
     for (const [label, pts] of groups) {
