@@ -37,7 +37,8 @@
 # JOBS=2 arms at a time with THREADS=1 each: two 1-thread jobs give ~1.6x the throughput of one
 # 2-thread job on this 2-core machine. Measured per iteration in that setting: ~1.9 s for volf,
 # patch-swap, genesis and mim pretraining, ~8.2 s for VoCo (22 crops per step: 9 base + 2 random
-# per volume, 2 volumes), ~2.1 s for fine-tuning; about 90 minutes in all.
+# per volume, 2 volumes), ~2.1 s for fine-tuning; about 90 minutes in all on an idle machine (the
+# first run took 134 minutes sharing the cores with CI and other jobs; docs/results/ssl-compare.md).
 # Knobs (environment): OUT, SHARED, BACKBONE, PRETRAIN_ITERATIONS, FINETUNE_ITERATIONS, SEED (1),
 # THREADS, JOBS, PRECISION, VALID_SAMPLES (8), METHODS ("volf voco patch-swap genesis mim"; without
 # voco for unet3d), AUGMENT (1: fine-tuning texture augmentation as in volf-vs-scratch.sh; 0: crops
