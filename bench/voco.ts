@@ -14,6 +14,11 @@
  * work), so the CPU-time ratio is the comparison to read there. Optimiser: AdamW(lr 1e-4, wd 0.01,
  * amsgrad), VoCo's.
  *
+ * Measured idle (session 10; 2 threads, jemalloc, --backbones pct --reps 1): misfm 6.86 s/step
+ * (CPU 12.9 s), PyTorch eager 5.33 s (CPU 10.4 s): x1.29 wall, x1.24 CPU, peak RSS x0.99 (5.08 vs
+ * 5.13 GB), losses equal to 1.7e-7. The target (no slower) is not met; the figure below was taken
+ * under load.
+ *
  * Measured (2 threads, jemalloc, machine shared with 7 other jobs, so only same-run ratios mean
  * anything): PCT-Net small encoder, 22 crops of 32x64x64, one step each (--reps 0): misfm 117 s,
  * 4.62 GB peak RSS; PyTorch eager 110 s, 5.07 GB (x1.07 time, x0.91 RSS); step losses identical
