@@ -7,7 +7,7 @@
  * initial weights (.pt), the input rows, labels and a fixed row-dropout mask, which the PyTorch
  * child loads strictly, so the per-step losses must agree too.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/voco.js [--backbones swin,pct] [--reps 2] [--threads 2] [--no-python]
+ *   npx tsc -p tsconfig.json && node dist/bench/voco.js [--backbones swin,pct] [--reps 2] [--warmup 2] [--threads 2] [--no-python]
  *
  * Both children report wall seconds and the process's CPU seconds per step: on a shared machine the
  * wall time depends on what else runs, the CPU time far less (with --threads 1 it is the step's own
@@ -62,6 +62,8 @@ const repoRoot = ((): string => { let d = here; for (let i = 0; i < 5; i++) { if
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => { const i = args.indexOf(`--${name}`); return i >= 0 ? (args[i + 1] ?? def) : def; };
 const REPS = Number(opt('reps', '2'));
+/** Untimed steps first. misfm's second step still settles its memory (about 110k first-touch page faults, none after), so 2. */
+const WARMUP = REPS === 0 ? 0 : Number(opt('warmup', '2'));
 const THREADS = Number(opt('threads', '2'));
 
 interface Setup { backbone: 'swin' | 'pct'; grid: number; crop: [number, number, number]; volumes: number; sw: number; hidden: number }
@@ -80,7 +82,7 @@ function makeBackbone(s: Setup): VoCoBackbone {
 /** seconds: wall time per step; cpu_seconds: the process's CPU time per step (user + system, all threads). */
 interface Result { impl: string; seconds: number[]; cpu_seconds: number[]; losses: number[]; peak_rss_gb: number; threads: number }
 
-/** Child: write the shared inputs, then time REPS steps after one warm-up step. */
+/** Child: write the shared inputs, then time REPS steps after WARMUP untimed ones. */
 function runChild(name: string, dir: string): void {
   const s = SETUPS[name]!;
   setNumThreads(THREADS);
@@ -109,7 +111,7 @@ function runChild(name: string, dir: string): void {
   // switched off on both sides to make the two steps the same computation.
   for (const [, m] of model.namedModules()) if (m instanceof DropPath) m.training = false;
   const seconds: number[] = [], cpuSeconds: number[] = [], losses: number[] = [];
-  for (let r = 0; r <= REPS; r++) {
+  for (let r = 0; r < WARMUP + Math.max(REPS, 1); r++) {
     const t0 = performance.now(), c0 = process.cpuUsage();
     const loss = tidy(() => {
       optim.zeroGrad();
@@ -119,7 +121,7 @@ function runChild(name: string, dir: string): void {
       return st.total.item();
     });
     losses.push(loss);
-    if (r > 0 || REPS === 0) {
+    if (r >= WARMUP) {
       seconds.push((performance.now() - t0) / 1000);
       const c = process.cpuUsage(c0);
       cpuSeconds.push((c.user + c.system) / 1e6);
@@ -144,18 +146,18 @@ function main(): void {
   if (jem !== undefined) { env['LD_PRELOAD'] = jem; env['MALLOC_CONF'] = JEMALLOC_CONF; }
   const python = !args.includes('--no-python') && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
   const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
-  console.log(`VoCo TPAMI step, ${THREADS} thread(s), ${REPS === 0 ? '1 step (cold, timed)' : `${REPS} timed steps after 1 warm-up`}, allocator ${jem !== undefined ? 'jemalloc' : 'glibc'} (both children)`);
+  console.log(`VoCo TPAMI step, ${THREADS} thread(s), ${REPS === 0 ? '1 step (cold, timed)' : `${REPS} timed steps after ${WARMUP} warm-up`}, allocator ${jem !== undefined ? 'jemalloc' : 'glibc'} (both children)`);
   for (const name of opt('backbones', 'swin,pct').split(',')) {
     const s = SETUPS[name];
     if (s === undefined) throw new Error(`unknown backbone ${name} (swin, pct)`);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'misfm-voco-bench-'));
     try {
       const rows = s.volumes * (s.sw + s.grid * s.grid);
-      const mine = spawnJson(process.execPath, [fileURLToPath(import.meta.url), '--child', name, '--dir', dir, '--reps', String(REPS), '--threads', String(THREADS)], env);
+      const mine = spawnJson(process.execPath, [fileURLToPath(import.meta.url), '--child', name, '--dir', dir, '--reps', String(REPS), '--warmup', String(WARMUP), '--threads', String(THREADS)], env);
       if (typeof mine === 'string') { console.log(`${name}: misfm ${mine}`); continue; }
-      const ref = python ? spawnJson('/usr/bin/python3', [path.join(repoRoot, 'bench', 'voco_ref.py'), dir, String(REPS), String(THREADS)], env) : 'skipped';
+      const ref = python ? spawnJson('/usr/bin/python3', [path.join(repoRoot, 'bench', 'voco_ref.py'), dir, String(REPS), String(THREADS), String(WARMUP)], env) : 'skipped';
       console.log(`\n${name}: ${rows} crops of ${s.crop.join('x')} (B ${s.volumes}, sw ${s.sw}, ${s.grid}x${s.grid} bases), projector ${s.hidden}`);
-      const show = (r: Result): string => `${mean(r.seconds).toFixed(2)} s/step (CPU ${mean(r.cpu_seconds).toFixed(2)} s)`;
+      const show = (r: Result): string => `${mean(r.seconds).toFixed(2)} s/step (CPU ${mean(r.cpu_seconds).toFixed(2)} s; steps ${r.seconds.map((v) => v.toFixed(2)).join(" ")})`;
       console.log(`  misfm    ${show(mine)}  peak RSS ${mine.peak_rss_gb.toFixed(2)} GB  losses ${mine.losses.map((l) => l.toFixed(5)).join(' ')}`);
       if (typeof ref === 'string') { console.log(`  pytorch  ${ref}`); continue; }
       console.log(`  pytorch  ${show(ref)}  peak RSS ${ref.peak_rss_gb.toFixed(2)} GB  losses ${ref.losses.map((l) => l.toFixed(5)).join(' ')}`);

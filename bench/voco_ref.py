@@ -6,7 +6,7 @@ replayed row-dropout mask, EMA teacher inside the step, intra/inter/reg) and Ada
 Written from shared/reference/voco-spec.md (MONAI is not installed here). Loads the weights and
 inputs misfm wrote, so both implementations run the same step on the same numbers.
 
-  python3 bench/voco_ref.py DIR REPS THREADS
+  python3 bench/voco_ref.py DIR REPS THREADS [WARMUP]
 """
 import json, resource, sys, time, os
 import numpy as np
@@ -278,6 +278,7 @@ def load_bin(path, shape, dtype='<f4'):
 
 def main():
     d, reps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    warmup = 0 if reps == 0 else int(sys.argv[4]) if len(sys.argv) > 4 else 1
     torch.set_num_threads(threads)
     cfg = json.load(open(os.path.join(d, 'config.json')))
     bb = SwinBackbone(cfg['fs'], cfg['window']) if cfg['backbone'] == 'swin' else PctBackbone(cfg['pct'])
@@ -293,14 +294,14 @@ def main():
         if type(mod).__name__ == 'DropPath':
             mod.eval()
     times, cpu, losses = [], [], []
-    for r in range(reps + 1):
+    for r in range(warmup + max(reps, 1)):
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = model.step(x, y, keep, B, sw, K)
         loss.backward()
         opt.step()
         losses.append(float(loss))
-        if r > 0 or reps == 0:
+        if r >= warmup:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
     print(json.dumps({'impl': 'pytorch', 'seconds': times, 'cpu_seconds': cpu, 'losses': losses,

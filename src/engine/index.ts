@@ -8,3 +8,4 @@ export { native, packageRoot, addonCandidates, userAddonDir } from './native.js'
 export * from './dtype.js';
 export { checkpoint, isRecomputing, pendingCheckpoints } from './checkpoint.js';
 export * from './precision.js';
+export * from './profile.js';

@@ -51,6 +51,9 @@ export interface NativeBinding {
   distBarrier(g: GroupHandle): Promise<void>;
   distDestroy(g: GroupHandle): void;
   distBackends(): { gloo: boolean; nccl: boolean };
+  /** Start recording PyTorch's legacy op profiler; `profileStop` writes the chrome trace to `path`. */
+  profileStart(path: string): void;
+  profileStop(): void;
   info(): {
     torchVersion: string; config: string; parallel: string; cudaAvailable: boolean;
     cudaDeviceCount: number; mkldnnAvailable: boolean; numThreads: number;

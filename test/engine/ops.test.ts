@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import * as E from '../../src/engine/index.js';
 import { MisfmError } from '../../src/util/errors.js';
 import { assertClose } from '../helpers.js';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const { F } = E;
 const arr = (t: E.Tensor): number[] => Array.from(t.data() as ArrayLike<number>, Number);
@@ -173,4 +176,45 @@ test('conv3d without grad takes oneDNN on libtorch\'s im2col shapes and gives th
   assertClose(E.noGrad(() => E.F.conv3d(x, w2, null, { stride: [1, 2, 2], padding: [0, 1, 1] })).dataF32(),
     E.F.conv3d(x, w2, null, { stride: [1, 2, 2], padding: [0, 1, 1] }).dataF32(), 1e-4, 1e-4, 'strided');
   E.dispose([x, w, b, withGrad, noGrad, w2]);
+});
+
+test('attentionLogits equals q·kᵀ + bias (values and gradients) and never writes into the bias', () => {
+  E.manualSeed(3);
+  // w: a non-uniform upstream gradient, so a wrong broadcast of the bias gradient shows.
+  const grads = (fn: (q: E.Tensor, k: E.Tensor, b: E.Tensor) => E.Tensor, q0: E.Tensor, k0: E.Tensor, b0: E.Tensor, w: E.Tensor): number[][] => {
+    const [q, k, b] = [q0, k0, b0].map((t) => t.clone().requiresGrad_(true)) as [E.Tensor, E.Tensor, E.Tensor];
+    const y = fn(q, k, b);
+    y.mul(w).sum().backward();
+    return [arr(y), arr(q.grad!), arr(k.grad!), arr(b.grad!)];
+  };
+  const ref = (q: E.Tensor, k: E.Tensor, b: E.Tensor): E.Tensor => q.matmul(k.transpose(-2, -1)).add(b);
+  // PCT-Net/SwinUNETR layouts: bias over heads broadcast over windows; bias+mask per window broadcast over the batch.
+  const cases: [number[], number[]][] = [[[6, 2, 5, 3], [1, 2, 5, 5]], [[2, 3, 2, 5, 4], [1, 3, 2, 5, 5]], [[4, 5, 3], [4, 5, 5]]];
+  for (const [qs, bs] of cases) {
+    const q = E.randn(qs), k = E.randn(qs), b = E.randn(bs);
+    const before = arr(b);
+    const w = E.randn([...qs.slice(0, -1), qs[qs.length - 2]!]);
+    const got = grads(F.attentionLogits, q, k, b, w), want = grads(ref, q, k, b, w);
+    got.forEach((g, i) => assertClose(g, want[i]!, 1e-5, 1e-5, `${qs} output/grad ${i}`));
+    F.attentionLogits(q, k, b);
+    assert.deepEqual(arr(b), before, 'the bias is left as it was');
+  }
+  assert.throws(() => F.attentionLogits(E.randn([2, 5, 3]), E.randn([2, 5, 4]), E.zeros([1, 5, 5])), /attentionLogits/);
+  // Under the bfloat16 policy: the product in bf16, close to float32.
+  const q = E.randn([3, 4, 8]), k = E.randn([3, 4, 8]), b = E.randn([1, 4, 4]);
+  assertClose(arr(E.withPrecision('bf16', () => F.attentionLogits(q, k, b))), arr(ref(q, k, b)), 0.05, 0.1, 'bf16');
+});
+
+test('profileOps writes a chrome trace naming the ATen ops run, and stops on a throw', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'misfm-prof-'));
+  try {
+    const file = path.join(dir, 'trace.json');
+    const a = E.randn([8, 4]), b = E.randn([4, 3]);
+    E.profileOps(file, () => a.matmul(b).relu());
+    const names = new Set((JSON.parse(readFileSync(file, 'utf8')) as { name: string }[]).map((e) => e.name));
+    assert.ok(names.has('aten::mm') && names.has('aten::relu'), [...names].join(','));
+    assert.throws(() => E.profileOps(path.join(dir, 't2.json'), () => { throw new Error('inside'); }), /inside/);
+    E.profileOps(path.join(dir, 't3.json'), () => a.sum()); // the throw above stopped the recording
+    assert.ok(existsSync(path.join(dir, 't3.json')));
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });

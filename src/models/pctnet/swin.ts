@@ -68,15 +68,15 @@ export class WindowAttention extends Module {
     const qkv = tidy(() => this.qkv.forward(x).view([bw, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]).contiguous());
     let attn: Tensor;
     try {
-      attn = tidy(() => qkv.select(0, 0).mul(this.scale).matmul(qkv.select(0, 1).transpose(-2, -1)));
-      // In place: the matmul's backward does not need its output, so autograd allows this, and
-      // it saves two allocations of the largest tensor of the block.
-      tidy(() => {
-        attn.add_(this.positionBias().unsqueeze(0));
-        if (mask !== null) {
-          const nW = mask.shape[0]!;
-          attn.view([bw / nW, nW, h, n, n]).add_(mask.unsqueeze(1).unsqueeze(0));
-        }
+      // (q·scale)·kᵀ + bias (+ the shifted-window mask), with bias and mask summed first (small:
+      // [nW, heads, N, N]) and used as the product's accumulator (F.attentionLogits).
+      attn = tidy(() => {
+        const q = qkv.select(0, 0).mul(this.scale), k = qkv.select(0, 1);
+        const bias = this.positionBias();
+        if (mask === null) return F.attentionLogits(q, k, bias.unsqueeze(0));
+        const nW = mask.shape[0]!;
+        const add = bias.unsqueeze(0).add(mask.unsqueeze(1));
+        return F.attentionLogits(q.view([bw / nW, nW, h, n, -1]), k.view([bw / nW, nW, h, n, -1]), add.unsqueeze(0)).view([bw, h, n, n]);
       });
       attn = consume(attn, (a) => F.softmax(a, -1));
       attn = consume(attn, (a) => this.attnDrop.forward(a));
