@@ -30,7 +30,9 @@
 # low resolution) in every stage; 0: crops and flips only), FIT_WINDOW (1: the evaluation's
 # window is shrunk to 02's thin axis, --fit-window: series 02 is 20 slices, 14 voxels at 3 mm,
 # and in a 64-voxel window padded as MONAI pads it every model found nothing, even on a 14-slice
-# slab of its own training scan; 0: MONAI's padding).
+# slab of its own training scan; 0: MONAI's padding), SUPERVOXELS (1: stage 1 draws supervoxel
+# zero-shot prompts as the research recipe does; 0: stage 1 without them, only the labelled
+# classes' clicks; session 8's four-class diagnostic left the loss plateau only without them).
 # Time (rough; measured only on a loaded shared 2-core machine, see docs/results/vista3d-real.md):
 # a stage-1 iteration (4 prompts, 64^3) costs about 4-5 s of one core once warm, stages 3-4 less,
 # so the defaults should take about 3-3.5 hours on an idle 2-core machine (stages 1-2 ~2.2 h,
@@ -54,6 +56,7 @@ VALIDATE=${VALIDATE:-1}
 TRAIN_CLASSES=${TRAIN_CLASSES:-}
 AUGMENT=${AUGMENT:-1}
 FIT_WINDOW=${FIT_WINDOW:-1}
+SUPERVOXELS=${SUPERVOXELS:-1}
 # shellcheck source=experiments/common.sh
 source "$ROOT/experiments/common.sh"
 [ "${#IT[@]}" -eq 4 ] || { echo "vista3d-real: STAGE_ITERATIONS must hold 4 numbers, got '${STAGE_ITERATIONS:-}'" >&2; exit 2; }
@@ -77,6 +80,7 @@ for s in 1 2 3 4; do
     extra=()
     [ "$VALIDATE" = 1 ] || extra+=(--set vista3d.validate=false)
     [ -z "$TRAIN_CLASSES" ] || extra+=(--train-classes "$TRAIN_CLASSES")
+    [ "$SUPERVOXELS" = 1 ] || extra+=(--set 'vista3d.stages=[{"supervoxels":null},{},{},{}]')
     if [ -f "$run/checkpoints/latest.pt" ]; then extra+=(--resume)
     elif [ -n "$prev" ]; then extra+=(--init "$prev"); fi
     misfm train --preset vista3d-small --data "$OUT/cache-ras" --out "$run" --stage "$s" --label-table "$TABLE" \
