@@ -72,9 +72,9 @@ const repoRoot = ((): string => { let d = here; for (let i = 0; i < 5; i++) { if
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => { const i = args.indexOf(`--${name}`); return i >= 0 ? (args[i + 1] ?? def) : def; };
 const REPS = Number(opt('reps', '2'));
-/** Untimed steps first. misfm's second step still settles its memory (about 110k first-touch page faults, none after), so 2. */
 /** Rounds of (misfm, PyTorch), alternating. */
 const ROUNDS = Number(opt('rounds', '1'));
+/** Untimed steps first. misfm's second step still settles its memory (about 110k first-touch page faults, ~2k after), so 2. */
 const WARMUP = REPS === 0 ? 0 : Number(opt('warmup', '2'));
 const THREADS = Number(opt('threads', '2'));
 

@@ -168,6 +168,31 @@ export function attentionLogits(q: Tensor, k: Tensor, bias: Tensor): Tensor {
   } finally { q3.dispose(); k3.dispose(); kt.dispose(); }
 }
 
+/**
+ * Swin window-attention logits (PCT-Net and SwinUNETR alike): q, k [B*nW, heads, N, d], the
+ * relative-position bias [heads, N, N] and, for shifted blocks, the additive window mask
+ * [nW, N, N] (windows ordered batch-major). Bias and mask are summed first (small) and then
+ * serve as the product's accumulator (attentionLogits). Returns [B*nW, heads, N, N].
+ */
+export function windowAttentionLogits(q: Tensor, k: Tensor, bias: Tensor, mask: Tensor | null): Tensor {
+  if (mask === null) {
+    const b = bias.unsqueeze(0);
+    try { return attentionLogits(q, k, b); } finally { b.dispose(); }
+  }
+  const [bw, h, n] = q.shape as [number, number, number, number];
+  const nW = mask.shape[0]!;
+  if (bw % nW !== 0) throw new ShapeError('windowAttentionLogits', `${bw} windows are not a multiple of the mask's ${nW}`);
+  const parts: Tensor[] = [];
+  try {
+    const b = bias.unsqueeze(0), m = mask.unsqueeze(1);
+    const add = b.add(m), add5 = add.unsqueeze(0);
+    const q5 = q.view([bw / nW, nW, h, n, -1]), k5 = k.view([bw / nW, nW, h, n, -1]);
+    const s = attentionLogits(q5, k5, add5);
+    parts.push(b, m, add, add5, q5, k5, s);
+    return s.view([bw, h, n, n]);
+  } finally { for (const t of parts) t.dispose(); }
+}
+
 export function softmax(x: Tensor, dim: number): Tensor { return call1('softmax.int', [x, dim]); }
 export function logSoftmax(x: Tensor, dim: number): Tensor { return call1('log_softmax.int', [x, dim]); }
 

@@ -200,9 +200,18 @@ test('attentionLogits equals q·kᵀ + bias (values and gradients) and never wri
     assert.deepEqual(arr(b), before, 'the bias is left as it was');
   }
   assert.throws(() => F.attentionLogits(E.randn([2, 5, 3]), E.randn([2, 5, 4]), E.zeros([1, 5, 5])), /attentionLogits/);
-  // Under the bfloat16 policy: the product in bf16, close to float32.
+  // Under the bfloat16 policy the product runs in bf16: exactly the bf16 matmul plus the bias, which
+  // the float32 path (different rounding) would not give.
   const q = E.randn([3, 4, 8]), k = E.randn([3, 4, 8]), b = E.randn([1, 4, 4]);
-  assertClose(arr(E.withPrecision('bf16', () => F.attentionLogits(q, k, b))), arr(ref(q, k, b)), 0.05, 0.1, 'bf16');
+  const bf = E.withPrecision('bf16', () => [F.attentionLogits(q, k, b), ref(q, k, b)] as const);
+  assert.deepEqual(arr(bf[0]), arr(bf[1]), 'bf16 path');
+  assert.notDeepEqual(arr(bf[0]), arr(ref(q, k, b)), 'bf16 rounding shows');
+  // Shifted windows: bias + mask per window, the same as adding them one after the other.
+  const [bw, h, n, nW] = [6, 2, 5, 3];
+  const qw = E.randn([bw, h, n, 4]), kw = E.randn([bw, h, n, 4]), bias = E.randn([h, n, n]), mask = E.randn([nW, n, n]);
+  const want = ref(qw, kw, bias.unsqueeze(0)).view([bw / nW, nW, h, n, n]).add(mask.unsqueeze(1).unsqueeze(0)).view([bw, h, n, n]);
+  assertClose(arr(F.windowAttentionLogits(qw, kw, bias, mask)), arr(want), 1e-5, 1e-5, 'window mask');
+  assertClose(arr(F.windowAttentionLogits(qw, kw, bias, null)), arr(ref(qw, kw, bias.unsqueeze(0))), 1e-5, 1e-5, 'no mask');
 });
 
 test('profileOps writes a chrome trace naming the ATen ops run, and stops on a throw', () => {

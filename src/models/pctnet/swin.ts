@@ -68,16 +68,7 @@ export class WindowAttention extends Module {
     const qkv = tidy(() => this.qkv.forward(x).view([bw, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]).contiguous());
     let attn: Tensor;
     try {
-      // (q·scale)·kᵀ + bias (+ the shifted-window mask), with bias and mask summed first (small:
-      // [nW, heads, N, N]) and used as the product's accumulator (F.attentionLogits).
-      attn = tidy(() => {
-        const q = qkv.select(0, 0).mul(this.scale), k = qkv.select(0, 1);
-        const bias = this.positionBias();
-        if (mask === null) return F.attentionLogits(q, k, bias.unsqueeze(0));
-        const nW = mask.shape[0]!;
-        const add = bias.unsqueeze(0).add(mask.unsqueeze(1));
-        return F.attentionLogits(q.view([bw / nW, nW, h, n, -1]), k.view([bw / nW, nW, h, n, -1]), add.unsqueeze(0)).view([bw, h, n, n]);
-      });
+      attn = tidy(() => F.windowAttentionLogits(qkv.select(0, 0).mul(this.scale), qkv.select(0, 1), this.positionBias(), mask));
       attn = consume(attn, (a) => F.softmax(a, -1));
       attn = consume(attn, (a) => this.attnDrop.forward(a));
       attn = consume(attn, (a) => a.matmul(qkv.select(0, 2)));

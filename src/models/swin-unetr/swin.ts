@@ -76,17 +76,7 @@ export class WindowAttention extends Module {
     const qkv = tidy(() => this.qkv.forward(x).view([bw, n, 3, h, c / h]).permute([2, 0, 3, 1, 4]).contiguous());
     let attn: Tensor;
     try {
-      // (q·scale)·kᵀ + bias (+ mask): bias and mask summed first ([nW, heads, N, N], small) and used
-      // as the product's accumulator (F.attentionLogits), then softmax.
-      attn = tidy(() => {
-        const q = qkv.select(0, 0).mul(this.scale), k = qkv.select(0, 1);
-        const bias = this.positionBias(n);
-        if (mask === null) return F.softmax(F.attentionLogits(q, k, bias.unsqueeze(0)), -1);
-        const nW = mask.shape[0]!;
-        const add = bias.unsqueeze(0).add(mask.unsqueeze(1)).unsqueeze(0);
-        const s = F.attentionLogits(q.view([bw / nW, nW, h, n, -1]), k.view([bw / nW, nW, h, n, -1]), add);
-        return F.softmax(s.view([bw, h, n, n]), -1);
-      });
+      attn = tidy(() => F.softmax(F.windowAttentionLogits(qkv.select(0, 0).mul(this.scale), qkv.select(0, 1), this.positionBias(n), mask), -1));
       attn = consume(attn, (a) => this.attnDrop.forward(a));
       attn = consume(attn, (a) => a.matmul(qkv.select(0, 2)));
     } finally {
