@@ -4,36 +4,22 @@
 //   node scripts/dev/vista3d-click-probe.mjs CHECKPOINT CACHE_DIR
 // CACHE_DIR: the RAS cache of CT 01 that experiments/vista3d-real.sh makes (OUT/cache-ras).
 // Prints, per structure and click set: target and predicted voxels, Dice, the logit at the first click.
-import { readFileSync } from 'node:fs';
 const D = new URL('../../dist/src/', import.meta.url).href;
 const { setNumThreads, fromTypedArray, noGrad } = await import(D + 'engine/creation.js');
 const { loadVista3dCheckpoint } = await import(D + 'models/vista3d/checkpoint.js');
 const { disposeFeatures } = await import(D + 'models/vista3d/model.js');
 const { sampleCentrePoints } = await import(D + 'train/vista3d/sampler.js');
-const { zyxToXyz } = await import(D + 'train/vista3d/task.js');
-const { readCacheHeader, viewAs } = await import(D + 'data/format.js');
+const { ct01Crop } = await import('./ct01-crop.mjs');
 const [ckpt, dirArg] = process.argv.slice(2);
 if (ckpt === undefined || dirArg === undefined) { console.error('usage: node scripts/dev/vista3d-click-probe.mjs CHECKPOINT CACHE_DIR'); process.exit(2); }
 setNumThreads(Number(process.env.TH ?? 2));
 const S = 64, vol = S ** 3, dir = dirArg.replace(/\/$/, '');
-const load = (f) => { const file = `${dir}/${f}`, h = readCacheHeader(file), b = readFileSync(file); return { h, a: viewAs(h.dtype, b.buffer.slice(b.byteOffset + b.length - h.dataBytes, b.byteOffset + b.length)) }; };
-const im = load('abdomen01.img.mvol'), lb = load('abdomen01.lab.mvol');
-const [Dz, Hy, Wx] = im.h.shape; // cache order (D,H,W), x fastest
 // TotalSegmentator value -> VISTA3D class: liver, stomach, aorta, inferior vena cava
 const structures = [['liver', 5, 1], ['stomach', 6, 12], ['aorta', 52, 6], ['inferior vena cava', 63, 7]];
 const map = Object.fromEntries(structures.map(([, ts, v]) => [ts, v]));
 const { model } = await loadVista3dCheckpoint(ckpt);
 for (const [name, ts, cls] of structures) {
-  let cz = 0, cy = 0, cx = 0, n = 0;
-  for (let z = 0; z < Dz; z++) for (let y = 0; y < Hy; y++) for (let x = 0; x < Wx; x++) if (lb.a[(z * Hy + y) * Wx + x] === ts) { cz += z; cy += y; cx += x; n++; }
-  const o = [cz / n, cy / n, cx / n].map((v, d) => Math.max(0, Math.min([Dz, Hy, Wx][d] - S, Math.round(v) - S / 2)));
-  const img = new Float32Array(vol), lab = new Uint8Array(vol);
-  for (let z = 0; z < S; z++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
-    const src = ((z + o[0]) * Hy + (y + o[1])) * Wx + (x + o[2]), p = (z * S + y) * S + x;
-    img[p] = Math.min(1, Math.max(0, (Number(im.a[src]) + 963.8) / (1053.7 + 963.8))); // the spec's CT window
-    lab[p] = map[lb.a[src]] ?? 0;
-  }
-  const xi = zyxToXyz(img, [S, S, S], new Float32Array(vol)), xl = zyxToXyz(lab, [S, S, S], new Uint8Array(vol));
+  const { img: xi, lab: xl } = ct01Crop(dir, S, ts, map, { xyz: true });
   const c0 = sampleCentrePoints(xl, [S, S, S], [cls]).coords[0][0];
   const score = (d) => { let tp = 0, p = 0, g = 0; for (let q = 0; q < vol; q++) { const a = d[q] > 0, b = xl[q] === cls; tp += a && b; p += a; g += b; } return { p, g, dice: (2 * tp) / Math.max(1, p + g) }; };
   noGrad(() => {

@@ -4,7 +4,6 @@
 //   node scripts/dev/vista3d-point-fit.mjs CACHE_DIR    # one real 64³ patch of CT 01 around the liver, again and again
 // CACHE_DIR: a misfm cache of CT 01 at 3 mm in RAS (experiments/vista3d-real.sh makes OUT/cache-ras).
 // Environment: IT (patches, 40), LR (1e-3), TH (threads, 2), FIXED=1 (synthetic: one patch again and again).
-import { readFileSync } from 'node:fs';
 const D = new URL('../../dist/src/', import.meta.url).href;
 const { fromTypedArray, setNumThreads, manualSeed } = await import(D + 'engine/creation.js');
 const { tidy } = await import(D + 'engine/scope.js');
@@ -12,7 +11,7 @@ const { createVista3d } = await import(D + 'models/registry.js');
 const { AdamW } = await import(D + 'optim/index.js');
 const { trainPatch, VISTA3D_STAGES } = await import(D + 'train/vista3d/step.js');
 const { Rng } = await import(D + 'util/rng.js');
-const { readCacheHeader, viewAs } = await import(D + 'data/format.js');
+const { ct01Crop } = await import('./ct01-crop.mjs');
 setNumThreads(Number(process.env.TH ?? 2)); manualSeed(0);
 const S = 64, vol = S * S * S;
 
@@ -26,25 +25,9 @@ function spheres(r) {
   return { img, lab };
 }
 
-function realPatch(dir) {
-  const load = (f) => {
-    const file = `${dir}/${f}`, h = readCacheHeader(file), b = readFileSync(file);
-    return { h, a: viewAs(h.dtype, b.buffer.slice(b.byteOffset + b.length - h.dataBytes, b.byteOffset + b.length)) };
-  };
-  const im = load('abdomen01.img.mvol'), lb = load('abdomen01.lab.mvol');
-  const [X, Y, Z] = im.h.shape;
-  const map = { 5: 1, 6: 12, 2: 5 }; // TotalSegmentator -> VISTA3D: liver, stomach, right kidney
-  let cx = 0, cy = 0, cz = 0, n = 0;
-  for (let i = 0; i < X; i++) for (let j = 0; j < Y; j++) for (let k = 0; k < Z; k++) if (lb.a[(i * Y + j) * Z + k] === 5) { cx += i; cy += j; cz += k; n++; }
-  const c = [cx / n, cy / n, cz / n].map((v, d) => Math.max(0, Math.min([X, Y, Z][d] - S, Math.round(v) - S / 2)));
-  const img = new Float32Array(vol), lab = new Int32Array(vol);
-  for (let i = 0; i < S; i++) for (let j = 0; j < S; j++) for (let k = 0; k < S; k++) {
-    const src = ((i + c[0]) * Y + (j + c[1])) * Z + (k + c[2]), p = (i * S + j) * S + k;
-    img[p] = Math.min(1, Math.max(0, (Number(im.a[src]) + 963.8) / (1053.7 + 963.8))); // the spec's CT window
-    lab[p] = map[lb.a[src]] ?? 0;
-  }
-  return { img, lab };
-}
+// One real patch around the liver (liver, stomach, right kidney; the cache's (D,H,W) order, which
+// does not matter for fitting one patch).
+const realPatch = (dir) => ct01Crop(dir, S, 5, { 5: 1, 6: 12, 2: 5 });
 
 const cacheDir = process.argv[2];
 const rng = new Rng(1);
