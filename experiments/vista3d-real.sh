@@ -15,7 +15,8 @@
 #    (b) one click per window at the centre of the target (point only), (c) automatic + one
 #    corrective click per window merged by Algorithm 1 (the click from the larger of the false
 #    positive / false negative regions); and HELD_OUT segmented by clicks alone after 1..CLICKS
-#    clicks (zero-shot), with a plot. Tables as Markdown and JSON in $OUT/eval.
+#    clicks (zero-shot), with a plot. Tables as Markdown and JSON in $OUT/eval. The same on the
+#    training scan CT 01 in $OUT/eval-train (whether each branch learnt, not a held-out figure).
 # Evaluation is on the working grid (02 resampled to SPACING mm, labels by nearest neighbour).
 # Stages whose `done` marker exists are skipped and an interrupted stage resumes exactly, so
 # re-running the command continues where it stopped.
@@ -35,10 +36,8 @@
 # nothing, even on a 14-slice slab of its own training scan; 0: MONAI's padding), SUPERVOXELS (0:
 # stage 1 trains on the labelled classes' clicks only; 1: it also draws supervoxel zero-shot prompts
 # as the research recipe does). The defaults are the run of docs/results/vista3d-real.md, session 12.
-# After series 02, the same protocols run on the training scan CT 01 itself ($OUT/eval-train, about
-# 20 s): whether each branch learnt at all, apart from whether it transfers (not a held-out figure).
-# Time (idle 2-core machine, THREADS=2): stage 1 ~2.4 s/it, stage 2 ~2.2, stages 3-4 ~1 s/it, so the
-# defaults take about 1 h 20 min, plus a minute or two of evaluation. The labels are
+# Time (idle 2-core machine, THREADS=2): stage 1 ~2.5 s/it, stage 2 ~2.2, stages 3-4 ~0.9 s/it, so the
+# defaults take about 1 h 10 min, plus a minute or two of evaluation. The labels are
 # TotalSegmentator model outputs, and one training case and one test case make this a
 # demonstration, not a benchmark.
 set -euo pipefail
@@ -94,17 +93,17 @@ for s in 1 2 3 4; do
   prev="$run/checkpoints/latest.pt"
 done
 
+# evaluate NAME IMAGE LABELS [extra eval options]: protocols (a)-(c) and the held-out clicks into $OUT/NAME.
+evaluate() {
+  local name=$1 image=$2 labels=$3; shift 3
+  mkdir -p "$OUT/$name"
+  node "$ROOT/experiments/vista3d-eval.mjs" --model "$OUT/stage4/checkpoints/latest.pt" --image "$image" --labels "$labels" \
+    --label-table "$TABLE" --classes "${TRAIN_CLASSES:-all}" --held-out "$HELD_INDEX" --spacing "$SPACING,$SPACING,$SPACING" --roi 64,64,64 \
+    --clicks "$CLICKS" --threads "$THREADS" "$@" --out "$OUT/$name" | tee "$OUT/$name/table.txt"
+}
 echo "== evaluate on the held-out DICOM series 02"
 fit=(); [ "$FIT_WINDOW" = 1 ] && fit=(--fit-window)
-mkdir -p "$OUT/eval"
-node "$ROOT/experiments/vista3d-eval.mjs" --model "$OUT/stage4/checkpoints/latest.pt" \
-  --image "$SHARED/02_totalseg_ct_dicom/uncompressed" --labels "$SHARED/02_totalseg_ct_dicom/labels_total.nii.gz" \
-  --label-table "$TABLE" --classes "${TRAIN_CLASSES:-all}" --held-out "$HELD_INDEX" --spacing "$SPACING,$SPACING,$SPACING" --roi 64,64,64 \
-  --clicks "$CLICKS" --threads "$THREADS" "${fit[@]}" --out "$OUT/eval" | tee "$OUT/eval/table.txt"
+evaluate eval "$SHARED/02_totalseg_ct_dicom/uncompressed" "$SHARED/02_totalseg_ct_dicom/labels_total.nii.gz" "${fit[@]}"
 echo "== evaluate on the training scan CT 01 (did each branch learn at all; not a held-out figure)"
-mkdir -p "$OUT/eval-train"
-node "$ROOT/experiments/vista3d-eval.mjs" --model "$OUT/stage4/checkpoints/latest.pt" \
-  --image "$SHARED/01_totalseg_abdomen_ct/ct.nii.gz" --labels "$SHARED/01_totalseg_abdomen_ct/labels_total_fast.nii.gz" \
-  --label-table "$TABLE" --classes "${TRAIN_CLASSES:-all}" --held-out "$HELD_INDEX" --spacing "$SPACING,$SPACING,$SPACING" --roi 64,64,64 \
-  --clicks "$CLICKS" --threads "$THREADS" --out "$OUT/eval-train" | tee "$OUT/eval-train/table.txt"
+evaluate eval-train "$SHARED/01_totalseg_abdomen_ct/ct.nii.gz" "$SHARED/01_totalseg_abdomen_ct/labels_total_fast.nii.gz"
 echo "== done: $OUT/eval{,-train}/vista3d-eval.{md,json}, $OUT/eval{,-train}/zero-shot.png; curves in $OUT/stage*/curves.png"

@@ -1,15 +1,15 @@
 // Shared by the VISTA3D development checks: one S³ crop of CT 01 from a misfm cache (the RAS cache
 // that experiments/vista3d-real.sh makes, OUT/cache-ras), centred on a TotalSegmentator structure.
-import { readFileSync } from 'node:fs';
 const D = new URL('../../dist/src/', import.meta.url).href;
-const { readCacheHeader, viewAs } = await import(D + 'data/format.js');
+const { CacheVolume } = await import(D + 'data/reader.js');
+const { VISTA3D_HU_WINDOW } = await import(D + 'config/defaults.js');
 const { zyxToXyz } = await import(D + 'train/vista3d/task.js');
 
 const cached = new Map();
-function load(file) {
+function readAll(file) {
   if (!cached.has(file)) {
-    const h = readCacheHeader(file), b = readFileSync(file);
-    cached.set(file, { shape: h.shape, a: viewAs(h.dtype, b.buffer.slice(b.byteOffset + b.length - h.dataBytes, b.byteOffset + b.length)) });
+    const v = CacheVolume.open(file);
+    try { cached.set(file, { shape: v.shape, a: v.readAll() }); } finally { v.close(); }
   }
   return cached.get(file);
 }
@@ -21,8 +21,8 @@ function load(file) {
  */
 export function ct01Crop(dir, S, centreOn, map, { xyz = false } = {}) {
   const d = dir.replace(/\/$/, '');
-  const im = load(`${d}/abdomen01.img.mvol`), lb = load(`${d}/abdomen01.lab.mvol`);
-  const [Dz, Hy, Wx] = im.shape, vol = S ** 3;
+  const im = readAll(`${d}/abdomen01.img.mvol`), lb = readAll(`${d}/abdomen01.lab.mvol`);
+  const [Dz, Hy, Wx] = im.shape, vol = S ** 3, [lo, hi] = VISTA3D_HU_WINDOW;
   let cz = 0, cy = 0, cx = 0, n = 0;
   for (let z = 0; z < Dz; z++) for (let y = 0; y < Hy; y++) for (let x = 0; x < Wx; x++) if (lb.a[(z * Hy + y) * Wx + x] === centreOn) { cz += z; cy += y; cx += x; n++; }
   if (n === 0) throw new Error(`ct01Crop: no voxel of TotalSegmentator value ${centreOn} in ${d}`);
@@ -30,7 +30,7 @@ export function ct01Crop(dir, S, centreOn, map, { xyz = false } = {}) {
   const img = new Float32Array(vol), lab = new Int32Array(vol);
   for (let z = 0; z < S; z++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
     const src = ((z + o[0]) * Hy + (y + o[1])) * Wx + (x + o[2]), p = (z * S + y) * S + x;
-    img[p] = Math.min(1, Math.max(0, (Number(im.a[src]) + 963.8) / (1053.7 + 963.8))); // the spec's CT window
+    img[p] = (Math.min(hi, Math.max(lo, Number(im.a[src]))) - lo) / (hi - lo);
     lab[p] = map[lb.a[src]] ?? 0;
   }
   if (!xyz) return { img, lab };

@@ -183,13 +183,11 @@ export function windowAttentionLogits(q: Tensor, k: Tensor, bias: Tensor, mask: 
   const nW = mask.shape[0]!;
   if (bw % nW !== 0) throw new ShapeError('windowAttentionLogits', `${bw} windows are not a multiple of the mask's ${nW}`);
   const parts: Tensor[] = [];
+  const keep = (t: Tensor): Tensor => { parts.push(t); return t; };
   try {
-    const b = bias.unsqueeze(0), m = mask.unsqueeze(1);
-    const add = b.add(m), add5 = add.unsqueeze(0);
-    const q5 = q.view([bw / nW, nW, h, n, -1]), k5 = k.view([bw / nW, nW, h, n, -1]);
-    const s = attentionLogits(q5, k5, add5);
-    parts.push(b, m, add, add5, q5, k5, s);
-    return s.view([bw, h, n, n]);
+    const add = keep(keep(bias.unsqueeze(0)).add(keep(mask.unsqueeze(1))));
+    const q5 = keep(q.view([bw / nW, nW, h, n, -1])), k5 = keep(k.view([bw / nW, nW, h, n, -1]));
+    return keep(attentionLogits(q5, k5, keep(add.unsqueeze(0)))).view([bw, h, n, n]);
   } finally { for (const t of parts) t.dispose(); }
 }
 
