@@ -71,12 +71,31 @@ export interface Vista3dRecipe {
   labelTable: string | null;
   /** Explicit label value -> class index (beats labelTable; a new class takes an index above lastSupported). */
   labelMap: Record<string, number>;
+  /**
+   * Datasets whose labels differ from the default ones above: each names its cases (ids, `*`
+   * matches any run of characters) and its own labelTable/labelMap. A case takes the first dataset
+   * that names it, else the default. A dataset's label set is the classes its labels map to in
+   * its training cases; background prompts and validation come only from it, so a class another
+   * dataset does not annotate is never taught as absent there (VISTA3D's per-dataset label_set).
+   */
+  datasets: Vista3dDataset[];
   /** Class indices trained (null: every class the labels map to). */
   classes: number[] | null;
   /** Class indices removed from training entirely: their voxels are unlabelled (zero-shot / transfer experiments). */
   holdOut: number[];
-  /** Validation: automatic Dice (auto stages) or one centre click per class (point stages) on whole held-out volumes. */
+  /**
+   * Validation: automatic Dice (auto stages) or one centre click per class (point stages) on whole
+   * held-out volumes. false: no validation, and without --valid every case trains (none is held out for it).
+   */
   validate: boolean;
+}
+
+/** One dataset of a multi-dataset recipe: its cases and how its label values map onto the class table. */
+export interface Vista3dDataset {
+  /** Case ids of the prepared cache; `*` matches any run of characters. */
+  cases: string[];
+  labelTable: string | null;
+  labelMap: Record<string, number>;
 }
 
 /** The research configs (hyper_parameters_stage{1..4}.yaml); classCrops is misfm's oversampling switch. */
@@ -88,10 +107,11 @@ export function defaultVista3dStages(): Vista3dStageConfig[] {
 }
 
 export function defaultVista3dRecipe(): Vista3dRecipe {
-  return { stage: 1, stages: defaultVista3dStages(), labelTable: null, labelMap: {}, classes: null, holdOut: [], validate: true };
+  return { stage: 1, stages: defaultVista3dStages(), labelTable: null, labelMap: {}, datasets: [], classes: null, holdOut: [], validate: true };
 }
 
-const RECIPE_KEYS = ['stage', 'stages', 'labelTable', 'labelMap', 'classes', 'holdOut', 'validate'] as const;
+const RECIPE_KEYS = ['stage', 'stages', 'labelTable', 'labelMap', 'datasets', 'classes', 'holdOut', 'validate'] as const;
+const DATASET_KEYS = ['cases', 'labelTable', 'labelMap'] as const;
 
 const stageCheck: Check<Vista3dStageConfig> = (v, path) => section<Vista3dStageConfig>(v, path, {
   prompts: oneOf(VISTA3D_PROMPT_KINDS), iterNum: int({ min: 1, max: 50 }), maxPoint: int({ min: 1 }),
@@ -126,20 +146,32 @@ export function checkVista3dRecipe(raw: unknown, path: string, nClasses: number)
     if (s.prompts !== 'points' && s.iterNum !== 1) fail(`${path}.stages[${i}].iterNum`, `must be 1 for ${s.prompts} prompts (click rounds are for point-only stages), got ${s.iterNum}`);
   }
   const cls = int({ min: 1, max: nClasses - 1 });
-  const labelMap = raw['labelMap'] === undefined ? {} : (() => {
-    const m = raw['labelMap'];
-    if (!isPlainObject(m)) fail(`${path}.labelMap`, `must be an object {"label value": class index}, got ${show(m)}`);
+  const labelMapCheck = (m: unknown, at: string): Record<string, number> => {
+    if (m === undefined) return {};
+    if (!isPlainObject(m)) fail(at, `must be an object {"label value": class index}, got ${show(m)}`);
     const out: Record<string, number> = {};
     for (const [k, v] of Object.entries(m)) {
-      if (!/^\d+$/.test(k)) fail(`${path}.labelMap`, `keys must be label values (integers), got ${show(k)}`);
-      out[k] = cls(v, `${path}.labelMap.${k}`);
+      if (!/^\d+$/.test(k)) fail(at, `keys must be label values (integers), got ${show(k)}`);
+      out[k] = cls(v, `${at}.${k}`);
     }
     return out;
-  })();
+  };
+  const labelMap = labelMapCheck(raw['labelMap'], `${path}.labelMap`);
+  const rawSets = raw['datasets'] ?? [];
+  if (!Array.isArray(rawSets)) fail(`${path}.datasets`, `must be a list of {cases, labelTable, labelMap}, got ${show(rawSets)}`);
+  const datasets = (rawSets as unknown[]).map((ds, i): Vista3dDataset => {
+    const at = `${path}.datasets[${i}]`;
+    if (!isPlainObject(ds)) fail(at, `must be a section with keys ${DATASET_KEYS.join(', ')}, got ${show(ds)}`);
+    strictObject({ labelTable: null, labelMap: {}, ...ds }, at, DATASET_KEYS);
+    const table = nullable(str)(ds['labelTable'] ?? null, `${at}.labelTable`);
+    const map = labelMapCheck(ds['labelMap'], `${at}.labelMap`);
+    if (table === null && Object.keys(map).length === 0) fail(at, 'needs a labelTable or a labelMap (without either its labels would be read as class indices; say so with the default dataset instead)');
+    return { cases: list(str, { min: 1 })(ds['cases'], `${at}.cases`), labelTable: table, labelMap: map };
+  });
   return {
     stage, stages,
     labelTable: nullable(str)(raw['labelTable'] ?? d.labelTable, `${path}.labelTable`),
-    labelMap,
+    labelMap, datasets,
     classes: nullable(list(cls, { min: 1 }))(raw['classes'] ?? d.classes, `${path}.classes`),
     holdOut: list(cls)(raw['holdOut'] ?? d.holdOut, `${path}.holdOut`),
     validate: bool(raw['validate'] ?? d.validate, `${path}.validate`),

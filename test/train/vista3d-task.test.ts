@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { applyOverrides, presetConfig } from '../../src/config/index.js';
-import { trainVista3d, vista3dLabelMap, zyxToXyz } from '../../src/train/vista3d/task.js';
+import { trainVista3d, vista3dCaseLabels, vista3dLabelMap, zyxToXyz } from '../../src/train/vista3d/task.js';
+import { readyCases } from '../../src/data/manifest.js';
 import { loadCheckpointFile } from '../../src/io/checkpoint/index.js';
 import { readMetricsLog, recordsOf } from '../../src/train/metrics-log.js';
 import { MisfmError, ConfigError } from '../../src/util/errors.js';
@@ -132,6 +133,34 @@ test('misfm train --nproc 2 (VISTA3D stage 3 from the stage-1 checkpoint): two r
     }
     assert.ok(changed > 10, `${changed} trained tensors changed`);
   });
+});
+
+test('datasets with their own labels: per-case maps, per-dataset label sets, and a dataset naming no case refused', async () => {
+  // Case b's labels come from another "dataset": its value 1 is the aorta (6), its value 3 is not annotated.
+  const ds = 'vista3d.datasets=[{"cases":["b*"],"labelMap":{"1":6}}]';
+  const cases = readyCases(data, { needLabels: true });
+  const cl = vista3dCaseLabels(config([ds]), cases, ['a', 'b']);
+  assert.deepEqual([cl.get('a')!.dataset, cl.get('a')!.labelSet], [-1, [1, 3]]);
+  assert.deepEqual([cl.get('b')!.dataset, cl.get('b')!.labelSet, cl.get('b')!.map.get(1), cl.get('b')!.map.get(3)], [0, [6], 6, undefined]);
+  // A dataset's label set comes from its training cases only.
+  assert.deepEqual(vista3dCaseLabels(config([ds]), cases, ['a']).get('b')!.labelSet, []);
+  // Training on b alone clicks on the aorta of b's map (a point stage needs it in the crop), never the default's liver and spleen.
+  const run = path.join(tmp, 'ds');
+  const r = await trainVista3d({ config: config([ds, 'training.iterations=3', 'training.validEvery=3', `output.dir=${JSON.stringify(run)}`]), data: [data], runDir: run, validCases: ['a'], ...quiet });
+  assert.deepEqual(r.labelSet, [6]);
+  assert.ok(losses(run).every(Number.isFinite));
+  // Without validation no case is held out for it: both datasets train, each with its own classes.
+  const all = path.join(tmp, 'ds-all');
+  const ra = await trainVista3d({ config: config([ds, 'vista3d.stage=3', 'vista3d.validate=false', 'training.iterations=2', `output.dir=${JSON.stringify(all)}`]), data: [data], runDir: all, ...quiet });
+  assert.deepEqual([ra.trainCases, ra.validCases, ra.labelSet], [['a', 'b'], [], [1, 3, 6]]);
+  assert.throws(() => vista3dCaseLabels(config(['vista3d.datasets=[{"cases":["c"],"labelMap":{"1":6}}]']), cases, ['a', 'b']),
+    (e: unknown) => e instanceof MisfmError && /datasets\[0\] \(cases c\) names no case of the cache; its cases are a, b/.test(e.message));
+  for (const [bad, re] of [
+    ['[{"cases":["b"]}]', /datasets\[0\]: needs a labelTable or a labelMap/],
+    ['[{"cases":[],"labelMap":{"1":6}}]', /datasets\[0\]\.cases/],
+    ['[{"cases":["b"],"labelMap":{"1":6},"table":"x"}]', /datasets\[0\]\.table: unknown key/],
+    ['{"cases":["b"]}', /datasets: must be a list/],
+  ] as const) assert.throws(() => config([`vista3d.datasets=${bad}`]), (e: unknown) => e instanceof ConfigError && re.test(e.message), bad);
 });
 
 test('a cache not prepared in RAS and a label set with no class are refused with one clear line', async () => {

@@ -137,7 +137,7 @@ export const trainCommand: Command = {
       if (distributed !== null && distributed.rank !== 0) return r.interrupted ? 130 : 0;
       process.stdout.write(
         `VISTA3D stage ${r.stage} ${r.interrupted ? 'interrupted' : 'finished'} at iteration ${r.iterations} (${r.secondsPerIteration.toFixed(2)} s/it)\n` +
-        `  training cases ${r.trainCases.length}, validation cases ${r.validCases.join(', ')}; ${r.labelSet.length} classes\n` +
+        `  training cases ${r.trainCases.length}, validation cases ${r.validCases.join(', ') || 'none'}; ${r.labelSet.length} classes\n` +
         `  best validation Dice ${r.best === null ? 'n/a' : `${r.best.score.toFixed(4)} at iteration ${r.best.iteration}`}\n` +
         `  checkpoints: ${r.checkpoints.latest}${r.checkpoints.best !== null ? `, ${r.checkpoints.best}` : ''}\n`);
       return r.interrupted ? 130 : 0;

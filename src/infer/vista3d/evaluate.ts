@@ -127,7 +127,8 @@ export function markdownOf(r: Vista3dEvaluation): string {
     ...r.classes.map((c) => `| ${c.name} | ${c.index} | ${c.voxels} | ${f(c.auto)} | ${f(c.point)} | ${f(c.autoClick)} |`),
     `| **mean** | | | **${f(r.mean.auto)}** | **${f(r.mean.point)}** | **${f(r.mean.autoClick)}** |`,
   ];
-  if (r.zeroShot !== null) {
+  if (r.zeroShot !== null && r.zeroShot.dice.length === 0) lines.push('', `Held-out class ${r.zeroShot.name} (${r.zeroShot.cls}): not in this scan.`);
+  else if (r.zeroShot !== null) {
     const z = r.zeroShot;
     lines.push('', `Held-out class (never trained): ${z.name} (${z.cls}), prompt class ${z.promptClass}, clicks only.`, '',
       `| clicks | ${z.dice.map((_, i) => i + 1).join(' | ')} |`, `|---|${z.dice.map(() => '---:').join('|')}|`, `| Dice | ${z.dice.map(f).join(' | ')} |`);

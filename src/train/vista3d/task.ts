@@ -17,7 +17,7 @@
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { RunConfig } from '../../config/types.js';
-import type { Vista3dStageConfig } from '../../config/vista3d.js';
+import type { Vista3dDataset, Vista3dStageConfig } from '../../config/vista3d.js';
 import { readyCases, type CachedCase } from '../../data/manifest.js';
 import { Loader } from '../../data/loader.js';
 import { CacheVolume } from '../../data/reader.js';
@@ -54,23 +54,62 @@ export interface Vista3dTrainResult extends TrainSummary {
   frozen: number;
 }
 
-/** Local label value -> class-table index for a recipe (labelTable by name, labelMap beats it; hold-outs and classes outside `classes` dropped). */
-export function vista3dLabelMap(cfg: RunConfig, log: (l: string) => void = () => undefined): Map<number, number> {
+/** Where a dataset's label values come from: the recipe's default labels or one of vista3d.datasets. */
+type LabelSource = Pick<Vista3dDataset, 'labelTable' | 'labelMap'>;
+
+/** Local label value -> class-table index for a recipe's default labels (labelTable by name, labelMap beats it; hold-outs and classes outside `classes` dropped). */
+export function vista3dLabelMap(cfg: RunConfig, log: (l: string) => void = () => undefined, source: LabelSource = cfg.vista3d!): Map<number, number> {
   const r = cfg.vista3d!;
   const lastClass = cfg.model.name === 'vista3d' ? cfg.model.nClasses - 1 : 132;
   const map = new Map<number, number>();
-  if (r.labelTable !== null) {
-    const m = mapLabelNames(readLabelTable(r.labelTable));
+  if (source.labelTable !== null) {
+    const m = mapLabelNames(readLabelTable(source.labelTable));
     for (const [k, v] of m.map) map.set(k, v);
-    if (m.unmapped.length > 0) log(`note: ${m.unmapped.length} label name(s) of ${r.labelTable} have no VISTA3D class and are unlabelled: ${m.unmapped.slice(0, 8).map((u) => `${u.value} ${u.name}`).join(', ')}${m.unmapped.length > 8 ? ', ...' : ''}`);
-  } else if (Object.keys(r.labelMap).length === 0) {
+    if (m.unmapped.length > 0) log(`note: ${m.unmapped.length} label name(s) of ${source.labelTable} have no VISTA3D class and are unlabelled: ${m.unmapped.slice(0, 8).map((u) => `${u.value} ${u.name}`).join(', ')}${m.unmapped.length > 8 ? ', ...' : ''}`);
+  } else if (Object.keys(source.labelMap).length === 0) {
     for (let v = 1; v <= lastClass; v++) map.set(v, v); // the values are class-table indices
   }
-  for (const [k, v] of Object.entries(r.labelMap)) map.set(Number(k), v);
+  for (const [k, v] of Object.entries(source.labelMap)) map.set(Number(k), v);
   for (const [k, v] of [...map]) {
     if (r.holdOut.includes(v) || (r.classes !== null && !r.classes.includes(v))) map.delete(k);
   }
   return map;
+}
+
+/** The dataset of vista3d.datasets that names case `id` (`*` matches any run of characters), or -1 (the default labels). */
+export function datasetOfCase(datasets: readonly Vista3dDataset[], id: string): number {
+  const escape = (p: string): string => p.replace(/[.+?^$(){}|[\]\\]/g, '\\$&');
+  const matches = (pattern: string): boolean => new RegExp('^' + pattern.split('*').map(escape).join('.*') + '$').test(id);
+  return datasets.findIndex((d) => d.cases.some(matches));
+}
+
+/** How one case's labels are read: its dataset, label value -> class index, and the classes its dataset trains. */
+export interface CaseLabels {
+  /** Index into vista3d.datasets, -1 for the default labels. */
+  dataset: number;
+  map: Map<number, number>;
+  /** The dataset's label set: the classes its training cases' labels map to (background prompts come from these only). */
+  labelSet: number[];
+}
+
+/**
+ * Per-case label maps and per-dataset label sets (VISTA3D trains each dataset on its own
+ * label_set, so a class that a dataset does not annotate is never a background prompt there).
+ * A dataset that names no case is an error (a typo would otherwise silently train it on the wrong map).
+ */
+export function vista3dCaseLabels(cfg: RunConfig, cases: readonly CachedCase[], trainIds: readonly string[], log: (l: string) => void = () => undefined): Map<string, CaseLabels> {
+  const r = cfg.vista3d!;
+  const maps = [vista3dLabelMap(cfg, log), ...r.datasets.map((d) => vista3dLabelMap(cfg, log, d))];
+  const of = new Map(cases.map((c) => [c.id, datasetOfCase(r.datasets, c.id)]));
+  r.datasets.forEach((d, i) => {
+    if (![...of.values()].includes(i)) throw new MisfmError('CONFIG', `vista3d.datasets[${i}] (cases ${d.cases.join(', ')}) names no case of the cache; its cases are ${cases.map((c) => c.id).join(', ')}`);
+  });
+  const sets = maps.map((map, i) => [...new Set(cases.filter((c) => of.get(c.id) === i - 1 && trainIds.includes(c.id))
+    .flatMap((c) => Object.keys(c.label?.stats.classes ?? {}).map(Number)).map((v) => map.get(v)).filter((v): v is number => v !== undefined))].sort((a, b) => a - b));
+  return new Map(cases.map((c) => {
+    const d = of.get(c.id)!;
+    return [c.id, { dataset: d, map: maps[d + 1]!, labelSet: sets[d + 1]! }];
+  }));
 }
 
 /** The name of a class-table index for logs and metrics. */
@@ -85,6 +124,15 @@ export function zyxToXyz<T extends Float32Array | Uint8Array | Int16Array | Uint
     const src = (z * H + y) * W;
     for (let x = 0; x < W; x++) out[(x * H + y) * D + z] = a[src + x]!;
   }
+  return out;
+}
+
+/** Raw label values -> class indices (values the map does not list become 0, unlabelled). */
+function mapLabels(raw: Int16Array, map: ReadonlyMap<number, number>): Int16Array {
+  const lut = new Int16Array(Math.max(0, ...map.keys()) + 1);
+  for (const [v, c] of map) if (v >= 0) lut[v] = c;
+  const out = new Int16Array(raw.length);
+  for (let i = 0; i < raw.length; i++) { const v = raw[i]!; out[i] = v >= 0 && v < lut.length ? lut[v]! : 0; }
   return out;
 }
 
@@ -117,7 +165,7 @@ class Vista3dStream implements BatchSource {
    * `airBelow`: HU −800 on the [0, 1] intensity scale (Algorithm 2 zeroes the largest air component
    * of the supervoxels), null when the stage draws no supervoxels.
    */
-  constructor(private readonly loader: Loader, pos: Vista3dStreamPosition | null, private readonly labelSet: readonly number[],
+  constructor(private readonly loader: Loader, pos: Vista3dStreamPosition | null, private readonly caseLabels: ReadonlyMap<string, CaseLabels>,
     private readonly stage: Vista3dStageConfig, private readonly seed: number, private readonly airBelow: number | null = null) {
     this.#next = pos?.patch?.index ?? pos?.next ?? 0;
     this.#restore = pos?.patch ?? null;
@@ -134,15 +182,16 @@ class Vista3dStream implements BatchSource {
       const [, , D, H, W] = b.shape;
       const shape: Shape3 = [W, H, D];
       const image = toUnit(zyxToXyz(b.image, [D, H, W], new Float32Array(b.image.length)));
-      const labels = zyxToXyz(b.label, [D, H, W], new Int16Array(b.label.length));
+      const cl = this.caseLabels.get(b.samples[0]!.caseId)!;
+      const labels = zyxToXyz(mapLabels(b.label, cl.map), [D, H, W], new Int16Array(b.label.length));
       const rng = this.#rng(b.firstIndex);
       // Supervoxels of the patch (deterministic in the image, so a resumed patch sees the same ones).
       const svc = this.stage.prompts === 'points' ? this.stage.supervoxels : null;
       const sv = svc == null ? null : slicSupervoxels(image, shape, { segments: svc.segments, compactness: svc.compactness, airBelow: this.airBelow });
-      const prompts = patchPrompts(labels, shape, this.labelSet, this.stage, rng.fork(0), sv);
+      const prompts = patchPrompts(labels, shape, cl.labelSet, this.stage, rng.fork(0), sv);
       this.#next = b.firstIndex + 1;
       if (prompts === null) {
-        if (++empty >= 1000) throw new MisfmError('DATA', `1000 crops in a row held no class to prompt for (classes ${this.labelSet.join(', ')}); check the label map and vista3d.classes`);
+        if (++empty >= 1000) throw new MisfmError('DATA', `1000 crops in a row held no class to prompt for (last case ${b.samples[0]!.caseId}, classes ${cl.labelSet.join(', ')}); check the label map and vista3d.classes`);
         continue;
       }
       this.#current = { index: b.firstIndex, image, shape, prompts, points: prompts.points, round: 0, rng };
@@ -216,7 +265,7 @@ export function readCaseXyz(cfg: RunConfig, c: CachedCase, map: ReadonlyMap<numb
  * the centre of each class (point stages), Dice per class over the classes of the label set
  * present in the case; the score is their mean.
  */
-export function vista3dValidator(cfg: RunConfig, cases: readonly CachedCase[], map: ReadonlyMap<number, number>, labelSet: readonly number[], stage: Vista3dStageConfig) {
+export function vista3dValidator(cfg: RunConfig, cases: readonly CachedCase[], caseLabels: ReadonlyMap<string, CaseLabels>, labelSet: readonly number[], stage: Vista3dStageConfig) {
   const [wd, wh, ww] = cfg.inference.window;
   const roi: Shape3 = [ww, wh, wd];
   return async (m: TrainableModel, dist?: DistributedContext): Promise<ValidationResult> => {
@@ -224,7 +273,7 @@ export function vista3dValidator(cfg: RunConfig, cases: readonly CachedCase[], m
     const sums = new Map<number, { s: number; n: number }>();
     // Ranks each validate a share of the cases; the per-class sums are added up exactly.
     for (const c of shardItems(dist, cases)) {
-      const v = readCaseXyz(cfg, c, map);
+      const v = readCaseXyz(cfg, c, caseLabels.get(c.id)!.map);
       const vol = v.image.length;
       const present = labelSet.filter((k) => v.labels.includes(k));
       if (present.length === 0) continue;
@@ -298,13 +347,21 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
   const ids = cases.map((c) => c.id);
   let split: Split;
   if (o.validCases !== undefined) split = explicitSplit(ids, o.validCases, { item: 'case', held: 'validation', pool: 'the dataset' });
+  else if (!recipe.validate) split = { train: ids, valid: [] }; // nothing to validate: every case trains
   else if (ids.length >= 2) split = seededSplit(ids, cfg.training.seed, 0.2);
   else { split = { train: ids, valid: ids }; log('note: a single labelled case: validation runs on the training case (no held-out estimate)'); }
 
-  const map = vista3dLabelMap(cfg, log);
   const trainCases = cases.filter((c) => split.train.includes(c.id));
-  const labelSet = [...new Set(trainCases.flatMap((c) => Object.keys(c.label?.stats.classes ?? {}).map(Number)).map((v) => map.get(v)).filter((v): v is number => v !== undefined))].sort((a, b) => a - b);
+  const caseLabels = vista3dCaseLabels(cfg, cases, split.train, log);
+  const labelSet = [...new Set(trainCases.flatMap((c) => caseLabels.get(c.id)!.labelSet))].sort((a, b) => a - b);
   if (labelSet.length === 0) throw new MisfmError('DATA', `no training label maps onto a VISTA3D class to train (label values ${[...new Set(trainCases.flatMap((c) => Object.keys(c.label?.stats.classes ?? {})))].join(', ')}; set vista3d.labelTable or vista3d.labelMap, and check vista3d.classes / holdOut)`);
+  if (recipe.datasets.length > 0) {
+    for (const [i, ds] of [recipe, ...recipe.datasets].entries()) {
+      const own = trainCases.filter((c) => caseLabels.get(c.id)!.dataset === i - 1);
+      const classes = own.length > 0 ? caseLabels.get(own[0]!.id)!.labelSet.map(className).join(', ') : '';
+      log(`${i === 0 ? 'default labels' : `dataset ${i - 1}`} (${ds.labelTable ?? 'labelMap'}): ${own.length} training case(s), classes ${classes || 'none'}`);
+    }
+  }
   log(`VISTA3D stage ${recipe.stage} (${stage.prompts === 'points' ? `interactive branch, ${stage.iterNum} click rounds per patch` : stage.prompts === 'mixed' ? 'class and point prompts blended (the bundle\'s fine-tune recipe)' : 'automatic branch'}): ${labelSet.length} classes${recipe.holdOut.length > 0 ? `, held out ${recipe.holdOut.map(className).join(', ')}` : ''}`);
 
   manualSeed(cfg.training.seed);
@@ -327,14 +384,14 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
         const loader = await Loader.open({
           cache, mode: 'segment', cropSize: d.patchSize, batchSize: 1, workers: Math.max(1, d.numWorkers), prefetch: d.prefetch,
           intensity: { name: 'ct-window', lo: it[0]!, hi: it[1]! }, flip: false, foregroundP: stage.classCrops, caseIds: split.train,
-          labelMap: Object.fromEntries(map), augment: d.augment, seed: cfg.training.seed, startIndex: p?.patch?.index ?? p?.next ?? 0,
+          augment: d.augment, seed: cfg.training.seed, startIndex: p?.patch?.index ?? p?.next ?? 0,
           ...(dist !== null ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
         });
-        stream = new Vista3dStream(loader, p, labelSet, stage, cfg.training.seed, (-800 - it[0]!) / (it[1]! - it[0]!));
+        stream = new Vista3dStream(loader, p, caseLabels, stage, cfg.training.seed, (-800 - it[0]!) / (it[1]! - it[0]!));
         return stream;
       },
       step: (m, batch) => stream!.step(m as unknown as VISTA3D, batch),
-      ...(recipe.validate ? { validate: vista3dValidator(cfg, validCases, map, labelSet, stage) } : {}),
+      ...(recipe.validate ? { validate: vista3dValidator(cfg, validCases, caseLabels, labelSet, stage) } : {}),
       distributed: dist,
     });
     return { ...summary, runDir: o.runDir, cache, stage: recipe.stage, trainCases: split.train, validCases: split.valid, labelSet, frozen: frozen.length };
