@@ -55,6 +55,12 @@ export interface LoaderOptions {
   foregroundP?: number;
   /** Segment mode: label value -> class index (others become 0). Default: values as stored. */
   labelMap?: Record<number, number>;
+  /**
+   * Segment mode: per-case label maps (case id -> label value -> class index), for datasets whose
+   * labels differ; a listed case uses its own instead of `labelMap`, and its foreground crops
+   * centre only on values its map sends to a class (RandCropByLabelClasses on the mapped labels).
+   */
+  caseLabelMaps?: Record<string, Record<number, number>>;
   /** Segment mode: intensity/texture augmentation of each crop. Default none. */
   augment?: AugmentSpec;
   /** Only these cases (ids). Default: every usable case. */
@@ -197,7 +203,7 @@ export class Loader implements AsyncIterable<Batch> {
       }
     }
     if (mode === 'segment' && opts.labelMap === undefined) {
-      const wide = cases.find((c) => Object.keys(c.label?.stats.classes ?? {}).some((v) => Number(v) < -32768 || Number(v) > 32767));
+      const wide = cases.find((c) => opts.caseLabelMaps?.[c.id] === undefined && Object.keys(c.label?.stats.classes ?? {}).some((v) => Number(v) < -32768 || Number(v) > 32767));
       if (wide !== undefined) throw new MisfmError('DATA', `case ${wide.id} has label values outside int16; pass labelMap`);
     }
     const config: SamplerConfig = {
@@ -336,7 +342,7 @@ export class Loader implements AsyncIterable<Batch> {
         const s = this.globalIndex(b * this.batchSize + k);
         if (s >= this.endIndex) break;
         indices.push(s);
-        cases.push(toSampleCase(this.cases[this.caseOf(s)]!));
+        cases.push(toSampleCase(this.cases[this.caseOf(s)]!, this.opts.caseLabelMaps));
       }
       // Least-loaded worker: balances uneven batch costs; results are re-ordered by batch number.
       let wi = 0;
@@ -366,8 +372,10 @@ export function sampleView(batch: Batch, k: number): { image: Float32Array; labe
   return out;
 }
 
-function toSampleCase(c: CachedCase): SampleCase {
+function toSampleCase(c: CachedCase, maps?: Record<string, Record<number, number>>): SampleCase {
   const s: SampleCase = { id: c.id, imageFile: c.imageFile, modality: c.modality };
+  const m = maps?.[c.id];
+  if (m !== undefined) s.labelMap = Object.entries(m).map(([k, v]) => [Number(k), v]);
   if (c.labelFile !== undefined) s.labelFile = c.labelFile;
   if (c.foregroundFile !== undefined) s.foregroundFile = c.foregroundFile;
   if (c.stats !== undefined) s.stats = c.stats;

@@ -21,6 +21,8 @@ export interface SampleCase {
   imageFile: string;
   labelFile?: string;
   foregroundFile?: string;
+  /** This case's label value -> class index (beats the config's labelMap); foreground crops centre only on mapped values. */
+  labelMap?: [number, number][];
   modality: 'ct' | 'other';
   stats?: IntensityStats;
 }
@@ -119,11 +121,16 @@ export class SampleMaker {
     this.config = config;
     this.sampleRoot = new Rng(config.seed).fork(1);
     this.files = new Lru<CacheVolume>(config.maxOpen ?? 32, (v) => v.close());
-    if (config.labelMap !== undefined) {
-      const max = Math.max(0, ...config.labelMap.map(([v]) => v));
-      this.lut = new Int32Array(max + 1);
-      for (const [v, c] of config.labelMap) if (v >= 0) this.lut[v] = c;
-    }
+    if (config.labelMap !== undefined) this.lut = lutOf(config.labelMap);
+  }
+
+  /** Per-case lookup tables (a case's own labelMap), built once per case. */
+  private readonly caseLuts = new Map<string, Int32Array>();
+  private lutFor(c: SampleCase): Int32Array | undefined {
+    if (c.labelMap === undefined) return this.lut;
+    let l = this.caseLuts.get(c.id);
+    if (l === undefined) { l = lutOf(c.labelMap); this.caseLuts.set(c.id, l); }
+    return l;
   }
 
   /** Load a custom intensity module (workers call this once before the first batch). */
@@ -168,7 +175,8 @@ export class SampleMaker {
     let fgClass: number | null = null;
     if (forced && c.foregroundFile !== undefined) {
       const fg = this.fg.get(c.foregroundFile, () => readForeground(c.foregroundFile!));
-      const present = fg.classes.filter((k) => k.indices.length > 0);
+      const own = c.labelMap !== undefined ? this.lutFor(c)! : undefined;
+      const present = fg.classes.filter((k) => k.indices.length > 0 && (own === undefined || (k.value >= 0 && k.value < own.length && own[k.value]! !== 0)));
       if (present.length > 0) {
         const cls = present[rng.randint(0, present.length - 1)]!;
         const flat = cls.indices[rng.randint(0, cls.indices.length - 1)]!;
@@ -199,7 +207,8 @@ export class SampleMaker {
         throw new MisfmError('DATA', `label cache ${lab.shape.join('x')} does not match image cache ${shape.join('x')}`, { file: c.labelFile! });
       }
       const lraw = readCrop(lab, start, cfg.cropSize, cfg.pad.mode === 'reflect' ? cfg.pad : { mode: 'constant', value: 0 }, cfg.strategy);
-      flipLabelsInto(this.lut !== undefined ? mapLabels(lraw, this.lut) : lraw, cfg.cropSize, flips, label, offset);
+      const lut = this.lutFor(c);
+      flipLabelsInto(lut !== undefined ? mapLabels(lraw, lut) : lraw, cfg.cropSize, flips, label, offset);
     }
     return { index, caseId: c.id, start, flips, foregroundClass: fgClass, ...(augment !== undefined ? { augment } : {}) };
   }
@@ -217,6 +226,13 @@ export class SampleMaker {
     this.files.clear();
     this.fg.clear();
   }
+}
+
+/** Label value -> class lookup table (values not listed map to 0). */
+function lutOf(map: readonly [number, number][]): Int32Array {
+  const lut = new Int32Array(Math.max(0, ...map.map(([v]) => v)) + 1);
+  for (const [v, c] of map) if (v >= 0) lut[v] = c;
+  return lut;
 }
 
 function mapLabels(raw: VoxelArray, lut: Int32Array): Int32Array {

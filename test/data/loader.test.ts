@@ -191,6 +191,30 @@ test('loader: the prefetch queue is bounded and the consumer\'s data wait is mea
   }
 });
 
+test('loader: per-case label maps beat labelMap, and foreground crops centre only on mapped values', async () => {
+  const dir = makeCache();
+  try {
+    // big's own map keeps only its value 8 (as class 5); small falls back to labelMap.
+    const crop: Box3 = [4, 4, 4];
+    const bs = await collect({ cache: dir, mode: 'segment', cropSize: crop, batchSize: 4, seed: 5, workers: 2, numSamples: 80, flip: false,
+      foregroundP: 1, labelMap: { 3: 2 }, caseLabelMaps: { big: { 8: 5 } } });
+    let big = 0;
+    for (const b of bs) b.samples.forEach((s, k) => {
+      const lab = sampleView(b, k).label!;
+      if (s.caseId === 'big') {
+        big++;
+        assert.equal(s.foregroundClass, 8, 'big\'s crops centre on its mapped value only (3 is unmapped there)');
+        assert.ok(lab.includes(5) && lab.every((v) => v === 0 || v === 5), 'big: 8 -> 5, 3 -> 0');
+      } else {
+        assert.ok(lab.every((v) => v === 0 || v === 2) && lab.includes(2), 'small: the loader-wide map');
+      }
+    });
+    assert.ok(big > 20, `${big} crops of big`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('loader: reflect padding, no flips, zscore, label maps and a custom intensity module', async () => {
   const dir = makeCache();
   try {

@@ -127,15 +127,6 @@ export function zyxToXyz<T extends Float32Array | Uint8Array | Int16Array | Uint
   return out;
 }
 
-/** Raw label values -> class indices (values the map does not list become 0, unlabelled). */
-function mapLabels(raw: Int16Array, map: ReadonlyMap<number, number>): Int16Array {
-  const lut = new Int16Array(Math.max(0, ...map.keys()) + 1);
-  for (const [v, c] of map) if (v >= 0) lut[v] = c;
-  const out = new Int16Array(raw.length);
-  for (let i = 0; i < raw.length; i++) { const v = raw[i]!; out[i] = v >= 0 && v < lut.length ? lut[v]! : 0; }
-  return out;
-}
-
 /** Loader sample in [-1, 1] (the CT window) -> the bundle's [0, 1]. */
 function toUnit(a: Float32Array): Float32Array {
   for (let i = 0; i < a.length; i++) a[i] = (a[i]! + 1) / 2;
@@ -182,8 +173,8 @@ class Vista3dStream implements BatchSource {
       const [, , D, H, W] = b.shape;
       const shape: Shape3 = [W, H, D];
       const image = toUnit(zyxToXyz(b.image, [D, H, W], new Float32Array(b.image.length)));
-      const cl = this.caseLabels.get(b.samples[0]!.caseId)!;
-      const labels = zyxToXyz(mapLabels(b.label, cl.map), [D, H, W], new Int16Array(b.label.length));
+      const cl = this.caseLabels.get(b.samples[0]!.caseId)!; // the loader mapped the labels with this case's map
+      const labels = zyxToXyz(b.label, [D, H, W], new Int16Array(b.label.length));
       const rng = this.#rng(b.firstIndex);
       // Supervoxels of the patch (deterministic in the image, so a resumed patch sees the same ones).
       const svc = this.stage.prompts === 'points' ? this.stage.supervoxels : null;
@@ -384,7 +375,7 @@ export async function trainVista3d(o: Vista3dTrainOptions): Promise<Vista3dTrain
         const loader = await Loader.open({
           cache, mode: 'segment', cropSize: d.patchSize, batchSize: 1, workers: Math.max(1, d.numWorkers), prefetch: d.prefetch,
           intensity: { name: 'ct-window', lo: it[0]!, hi: it[1]! }, flip: false, foregroundP: stage.classCrops, caseIds: split.train,
-          augment: d.augment, seed: cfg.training.seed, startIndex: p?.patch?.index ?? p?.next ?? 0,
+          caseLabelMaps: Object.fromEntries([...caseLabels].map(([id, cl]) => [id, Object.fromEntries(cl.map)])), augment: d.augment, seed: cfg.training.seed, startIndex: p?.patch?.index ?? p?.next ?? 0,
           ...(dist !== null ? { shard: { rank: dist.rank, worldSize: dist.worldSize } } : {}),
         });
         stream = new Vista3dStream(loader, p, caseLabels, stage, cfg.training.seed, (-800 - it[0]!) / (it[1]! - it[0]!));
