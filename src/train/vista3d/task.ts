@@ -49,7 +49,7 @@ export type Vista3dTrainOptions = FinetuneOptions;
 
 export interface Vista3dTrainResult extends TrainSummary {
   runDir: string; cache: string; stage: number; trainCases: string[]; validCases: string[];
-  /** Class-table indices trained (the dataset's label set after the map, hold-outs removed). */
+  /** Class-table indices trained (the union of the datasets' label sets after their maps, hold-outs removed). */
   labelSet: number[];
   frozen: number;
 }
