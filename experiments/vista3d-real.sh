@@ -30,21 +30,22 @@
 # HELD_OUT (spleen), CLICKS (5), THREADS (2), SEED (0), VALID_EVERY (500), LR (3e-4; at 1e-3 the
 # interactive branch stayed on its loss plateau in every run of sessions 8-12), VALIDATE (0: every
 # case trains and $OUT/eval-train measures the training scan instead; 1: each stage also validates
-# on whole volumes, on a case held out of training by the seed when there are two), CTA (see above;
-# 0 is session 12's run), TRAIN_CLASSES ("1,12,6,7": liver,
+# on whole volumes, on a case held out of training by the seed when there are two), CTA (1, see above;
+# 0: CT 01 alone, as in session 12), TRAIN_CLASSES ("1,12,6,7": liver,
 # stomach, aorta, inferior vena cava, trained in every stage and evaluated in (a)-(c); empty: every
 # class of CT 01 that maps onto the table; eight organs "1,5,14,12,6,7,4,10" did not leave the
 # stage-1 plateau within 500 iterations), AUGMENT (0: crops only; 1: the fine-tuning texture
 # augmentation of volf-vs-scratch.sh (noise, blur, brightness, contrast, low resolution) in every
-# stage, which helped the automatic branch on 02 in session 10 but kept stage 1 on its plateau),
+# stage, which helped the automatic branch on 02 in session 10; at lr 3e-4 stage 1 follows the same
+# curve with it),
 # FIT_WINDOW (1: the evaluation's window is shrunk to 02's thin axis, --fit-window: series 02 is
 # 20 slices, 14 voxels at 3 mm, and in a 64-voxel window padded as MONAI pads it every model found
 # nothing, even on a 14-slice slab of its own training scan; 0: MONAI's padding), SUPERVOXELS (0:
 # stage 1 trains on the labelled classes' clicks only; 1: it also draws supervoxel zero-shot prompts
-# as the research recipe does). The defaults are the run of docs/results/vista3d-real.md, session 12.
-# Time (idle 2-core machine, THREADS=2): stage 1 ~2.5 s/it, stage 2 ~2.2, stages 3-4 ~0.9 s/it, so the
+# as the research recipe does). The defaults are the run of docs/results/vista3d-real.md, session 13.
+# Time (idle 2-core machine, THREADS=2): stage 1 ~2.3 s/it, stage 2 ~2.6, stages 3-4 ~1 s/it, so the
 # defaults take about 1 h 10 min, plus a minute or two of evaluation. The labels are
-# TotalSegmentator model outputs, and one training case and one test case make this a
+# TotalSegmentator model outputs, and two training CTs and one test series make this a
 # demonstration, not a benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
