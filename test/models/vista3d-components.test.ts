@@ -2,7 +2,7 @@
  * Algorithm 1's component search: `keepMergeComponentsWithPoints` labels only the components near
  * the clicks, and `labelStack` fills with precomputed neighbour offsets. Both are compared with
  * straightforward references (label everything by a plain flood fill, then pick the largest id near
- * each click, as MONAI does) on random blobby masks, in both modes and with 1-3 objects.
+ * each click, as MONAI does) on random blobby masks and salt noise, in both modes and with 1-3 objects.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,6 +77,12 @@ test('labelStack equals a plain flood fill (ids in raster order), both modes, 1-
     const shape: Shape = [9, 11, 13];
     const mask = blobs(rng, count, shape, 0.4);
     assert.deepEqual(labelStack(mask, count, shape, mode), refLabel(mask, count, shape, mode === 'per-object'), `${mode}, ${count} objects`);
+  }
+  // Salt noise near the percolation threshold: many components, often joined only through diagonal neighbours.
+  for (const count of [1, 2, 3]) for (const mode of ['stacked', 'per-object'] as const) {
+    const shape: Shape = [12, 13, 15];
+    const mask = Uint8Array.from({ length: count * 12 * 13 * 15 }, () => (rng.uniform() < 0.3 ? 1 : 0));
+    assert.deepEqual(labelStack(mask, count, shape, mode), refLabel(mask, count, shape, mode === 'per-object'), `noise, ${mode}, ${count} objects`);
   }
   // One component larger than the fill's initial buffer (16384 voxels): the buffer grows.
   const big = new Uint8Array(30 * 30 * 30).fill(1);
