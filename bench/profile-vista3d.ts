@@ -8,11 +8,11 @@
  * the click took minus those stages. Times are CPU time of the
  * process (user + system), robust to a shared machine; run with 1 thread for a clean split.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/profile-vista3d.js [--preset vista3d-cpu] [--roi 64]
- *     [--spacing 3] [--threads 1] [--input ../shared/data/01_totalseg_abdomen_ct/ct.nii.gz] [--json FILE]
+ *   npx tsc -p tsconfig.json && node dist/bench/profile-vista3d.js [--preset vista3d-cpu | --model CKPT] [--roi 64]
+ *     [--spacing 3] [--threads 1] [--click X,Y,Z] [--reuse-windows N] [--input ../shared/data/01_totalseg_abdomen_ct/ct.nii.gz] [--json FILE]
  */
 import { rmSync, writeFileSync } from 'node:fs';
-import { parseVista3dBenchArgs, prepareVista3dBench } from './vista3d-setup.js';
+import { benchClicks, parseVista3dBenchArgs, prepareVista3dBench } from './vista3d-setup.js';
 import { VISTA3D } from '../src/models/vista3d/model.js';
 import { SegResNetDS2 } from '../src/models/vista3d/segresnet.js';
 import { PointMappingSAM, PositionEmbeddingRandom } from '../src/models/vista3d/point-head.js';
@@ -75,12 +75,13 @@ try {
   const s2 = await openVista3dSession(ckpt, image, opts);
   const up = (s2 as unknown as { model: VISTA3D }).model.pointHead.outputUpscaling;
   wrap(up as unknown as object, 'forward', 'point head: output_upscaling (full resolution)');
-  const c1: ClickPoint[] = [{ label: 1, positive: true, ijk: [10, 10, 10] }];
-  const c2: ClickPoint[] = [...c1, { label: 1, positive: false, ijk: [12, 11, 10] }];
+  const at = benchClicks(v, image.size);
+  const c1: ClickPoint[] = [{ label: 1, positive: true, ijk: at.c1 }];
+  const c2: ClickPoint[] = [...c1, { label: 1, positive: false, ijk: at.c2 }];
   const first = await run('first click', () => s2.click(c1, auto));
   const second = await run('second click (cached window)', () => s2.click(c2, auto));
   s2.dispose();
-  const out = { preset: v.preset, roi, spacing: sp, threads: Number(v.threads), image: image.size, cpuTime: true, auto: a, first, second,
+  const out = { preset: v.model ?? v.preset, click: at.c1, roi, spacing: sp, threads: Number(v.threads), image: image.size, cpuTime: true, auto: a, first, second,
     clickOverAuto: +(first.total / a.total).toFixed(3), secondOverFirst: +(second.total / first.total).toFixed(3) };
   console.log(JSON.stringify({ clickOverAuto: out.clickOverAuto, secondOverFirst: out.secondOverFirst }));
   if (v.json !== undefined) writeFileSync(v.json, JSON.stringify(out, null, 1));

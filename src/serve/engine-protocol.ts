@@ -7,7 +7,7 @@ export interface VolumeMessage { data: VoxelArray; size: Vec3; spacing: Vec3; or
 
 export type EngineRequest =
   | { type: 'predict'; checkpoint: string; load: LoadModelOptions; image: string; output: string }
-  | { type: 'vista3d-open'; session: string; checkpoint: string; image: string; threads: number | null }
+  | { type: 'vista3d-open'; session: string; checkpoint: string; image: string; threads: number | null; reuseWindows?: number | null }
   | { type: 'vista3d-auto'; session: string; classes: (number | string)[] | 'everything' }
   | { type: 'vista3d-click'; session: string; points: { label: number; positive: boolean; ijk: Vec3 }[]; base: VolumeMessage | null }
   | { type: 'dispose'; session: string };

@@ -75,7 +75,7 @@ async function handle(req: EngineRequest, progress: (done: number, total: number
       vistaSessions.delete(req.session);
       const open = await vistaOpener();
       const image = await readImage(req.image);
-      const s = await open(req.checkpoint, image, req.threads === null ? {} : { threads: req.threads });
+      const s = await open(req.checkpoint, image, { ...(req.threads === null ? {} : { threads: req.threads }), ...(req.reuseWindows == null ? {} : { reuseWindows: req.reuseWindows }) });
       vistaSessions.set(req.session, s);
       return { result: { classes: [...s.classes.entries()] }, transfer: [] };
     }

@@ -60,6 +60,8 @@ export interface ServeOptions {
   token?: string;
   /** Module exporting openVista3dSession (default the built-in VISTA3D). */
   vista3dModule?: string;
+  /** VISTA3D sessions' `reuseWindows` (misfm's cache-aware click windows); default off, MONAI's windows. */
+  reuseWindows?: number;
   /** Folder holding the built viewer (index.html, app.js); default dist/viewer. */
   viewerDir?: string;
 }
@@ -229,7 +231,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const m = models.find((x) => x.kind === 'vista3d');
     if (m === undefined) return Promise.reject(new HttpError(400, 'this server has no VISTA3D model: start it with --vista3d CKPT'));
     if (s.vista3d === null) {
-      s.vista3d = engine.submit('vista3d-open', s.id, { type: 'vista3d-open', session: s.id, checkpoint: m.checkpoint, image: s.casePath, threads: opts.threads ?? null })
+      s.vista3d = engine.submit('vista3d-open', s.id, { type: 'vista3d-open', session: s.id, checkpoint: m.checkpoint, image: s.casePath, threads: opts.threads ?? null, reuseWindows: opts.reuseWindows ?? null })
         .then((r) => { vistaClasses.set(s.id, new Map((r as { classes: [number, string][] }).classes)); });
       s.vista3d.catch(() => { s.vista3d = null; });
     }

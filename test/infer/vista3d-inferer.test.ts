@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { liveTensors } from '../../src/engine/creation.js';
 import { autoLogits, pointLogits, vistaPostprocess } from '../../src/infer/vista3d/inferer.js';
 import { FeatureCache } from '../../src/infer/vista3d/cache.js';
-import { clickWindows, slidingWindows } from '../../src/infer/vista3d/windows.js';
+import { clickWindows, reusableWindow, slidingWindows } from '../../src/infer/vista3d/windows.js';
 import { f32, i64, tensorOf, pointsOf, smallModel, logitMismatches, fixtureMeta } from '../models/vista3d-helpers.js';
 
 const ROI = [16, 24, 32] as const;
@@ -27,6 +27,29 @@ test('window geometry: MONAI scan order and click-centred windows', () => {
   assert.deepEqual(w.map((x) => x.start), [[0, 0, 0], [0, 0, 16], [0, 16, 0], [0, 16, 16]]);
   const c = clickWindows([[3, 2, 40], [15, 39, 0]], ROI, [16, 40, 48]);
   assert.deepEqual(c.map((x) => [x.start, x.stop]), [[[0, 0, 16], [16, 24, 48]], [[0, 16, 0], [16, 40, 32]]]);
+});
+
+test('reused click windows: a computed window holding the click with the margin, nearest centre first; else MONAI\'s', () => {
+  const size = [16, 40, 48] as const;
+  const a = { start: [0, 0, 16] as [number, number, number], stop: [16, 24, 48] as [number, number, number] };
+  const b = { start: [0, 8, 16] as [number, number, number], stop: [16, 32, 48] as [number, number, number] };
+  // Both hold y 15 and y 17 with a margin of 5; the window whose centre (y 12 or 20) is nearer wins.
+  assert.deepEqual(reusableWindow([8, 15, 30], ROI, size, [b, a], 5), a);
+  assert.deepEqual(reusableWindow([8, 17, 30], ROI, size, [a, b], 5), b);
+  // y 15 is 8 voxels from a's inner face (24 - 1 - 15) and 7 from b's start.
+  assert.deepEqual(reusableWindow([8, 15, 30], ROI, size, [b, a], 8), a, 'b misses the margin (7 < 8)');
+  assert.equal(reusableWindow([8, 15, 30], ROI, size, [a, b], 9), null);
+  // Faces on the image border need no margin (x spans the whole padded axis, z ends at 48).
+  assert.deepEqual(reusableWindow([0, 10, 47], ROI, size, [a], 5), a);
+  assert.equal(reusableWindow([8, 15, 30], [16, 24, 16], size, [a], 0), null, 'another window size');
+  // In clickWindows: the centred window is kept when computed, else replaced; later clicks may reuse earlier ones.
+  const pts = [[8, 15, 30], [8, 17, 30]];
+  const monai = clickWindows(pts, ROI, size);
+  assert.deepEqual(monai.map((w) => w.start), [[0, 3, 14], [0, 5, 14]]);
+  const r = clickWindows(pts, ROI, size, true, 5, true, { computed: [a], margin: 5 });
+  assert.deepEqual(r, [a], 'both clicks in the computed window, listed once');
+  const fresh = clickWindows(pts, ROI, size, true, 5, true, { computed: [], margin: 5 });
+  assert.deepEqual(fresh.map((w) => w.start), [[0, 3, 14]], 'the second click reuses the first click\'s window');
 });
 
 test('automatic sliding window and its post-processing match MONAI (bundle settings)', () => {

@@ -3,7 +3,7 @@
  * encoder (spied on the encoder itself), a first click encodes the point branch only, the windowed
  * label-map handling equals the whole-volume computation (resampled, reoriented image; only voxels
  * whose label changed are written), and `clickMode: 'bundle'` re-runs the class head in the window
- * as MONAI's bundle does.
+ * as MONAI's bundle does; `reuseWindows` answers a click near an earlier one in its cached window.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,6 +47,33 @@ async function spyEncoder<T>(f: () => Promise<T>): Promise<{ result: T; calls: {
   proto.forward = function (this: unknown, x: Tensor, p = true, l = true) { calls.push({ withPoint: p, withLabel: l }); return orig.call(this, x, p, l); };
   try { return { result: await f(), calls }; } finally { proto.forward = orig; }
 }
+
+test('reuseWindows: a click near an earlier one is answered in the cached window; MONAI centres a new window', async () => {
+  // Two clicks 4 voxels apart along y: their centred windows differ (neither is clamped to the same place).
+  const c1: ClickPoint[] = [{ label: 3, positive: true, ijk: [6, 10, 40] }];
+  const c2: ClickPoint[] = [...c1, { label: 3, positive: true, ijk: [6, 14, 40] }];
+  const run = async (reuseWindows?: number): Promise<{ windows: Window[]; second: { windowsComputed: number; cacheHits: number }; labels: Volume }> => {
+    const windows: Window[] = [];
+    const s = await openVista3dSession(CKPT, ctVolume(), { roi: ROI, ...(reuseWindows === undefined ? {} : { reuseWindows }), onEncode: (w) => { windows.push(w); } });
+    try {
+      const first = await s.click(c1, null);
+      const second = await s.click(c2, first.labels);
+      return { windows, second, labels: second.labels };
+    } finally { s.dispose(); }
+  };
+  const monai = await run();
+  assert.equal(monai.windows.length, 2, 'MONAI: the second click centres a window of its own');
+  assert.deepEqual([monai.second.windowsComputed, monai.second.cacheHits], [1, 1]);
+  const reused = await run(4);
+  assert.equal(reused.windows.length, 1, 'the second click is answered in the first window');
+  assert.deepEqual([reused.second.windowsComputed, reused.second.cacheHits], [0, 1]);
+  assert.notDeepEqual(Array.from(reused.labels.data), Array.from(monai.labels.data), 'another window, another result');
+  // The second click lies 9 voxels from the first window's inner face: a margin of 10 is not met.
+  const strict = await run(10);
+  assert.equal(strict.windows.length, 2);
+  assert.deepEqual(Array.from(strict.labels.data), Array.from(monai.labels.data), 'no computed window qualifies: MONAI\'s windows');
+  await assert.rejects(openVista3dSession(CKPT, ctVolume(), { roi: ROI, reuseWindows: -1 }), /reuseWindows must be a whole number/);
+});
 
 test('a click in a cached window never runs the image encoder; a first click encodes the point branch only', async () => {
   let encoded = 0;
@@ -141,9 +168,11 @@ test('windowed clicks equal the whole-volume computation on a resampled, reorien
   } finally { edit.dispose(); bundle.dispose(); model.dispose(); }
 });
 
-test('misfm segment --click-mode: edit or bundle, anything else is one clear error', async () => {
+test('misfm segment --click-mode: edit or bundle, anything else is one clear error; --reuse-windows a count', async () => {
   await assert.rejects(runSegment(['--model', CKPT, '--input', 'x.nii.gz', '--output', 'y.nii.gz', '--point', 'liver:+1,1,1', '--click-mode', 'auto']),
     (e: unknown) => e instanceof MisfmError && /--click-mode must be edit or bundle, got 'auto'/.test(e.message));
+  await assert.rejects(runSegment(['--model', CKPT, '--input', 'x.nii.gz', '--output', 'y.nii.gz', '--point', 'liver:+1,1,1', '--reuse-windows=-2']),
+    (e: unknown) => e instanceof MisfmError && /--reuse-windows must be a whole number >= 0, got '-2'/.test(e.message));
 });
 
 test('fitWindow shrinks the window to a thin axis (multiple of the size divisor) instead of padding; results equal the fitted window given explicitly', async () => {

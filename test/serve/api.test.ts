@@ -21,8 +21,9 @@ let api: ReturnType<typeof client>;
 before(async () => {
   df = await makeDataFolder('serve-api');
   process.env['MISFM_TEST_VISTA3D_DELAY_FILE'] = path.join(df.root, 'delay-ms');
+  process.env['MISFM_TEST_VISTA3D_OPTIONS_FILE'] = path.join(df.root, 'vista-options.json');
   srv = await startServer({
-    dataDir: df.data, port: 0, threads: 1, bodyLimit: 8192, vista3dModule: vista3dDouble,
+    dataDir: df.data, port: 0, threads: 1, bodyLimit: 8192, vista3dModule: vista3dDouble, reuseWindows: 6,
     models: [{ id: 'm0', kind: 'predict', checkpoint: df.ckpt }, { id: 'vista3d', kind: 'vista3d', checkpoint: path.join(df.root, 'vista.pt') }],
   });
   api = client(srv.url, srv.token);
@@ -201,6 +202,8 @@ test('clicks, brush, eraser, undo and redo edit the map exactly; save writes it 
   assert.ok(names.includes('1:bright'), names.join(','));
 
   const click = await api.post(`/api/sessions/${sid}/clicks`, { points: [{ label: 3, positive: true, ijk: [8, 9, 5] }] });
+  // The server's VISTA3D settings reach the session it opens.
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(df.root, 'vista-options.json'), 'utf8')), { threads: 1, reuseWindows: 6 });
   assert.equal(click.status, 200, click.body.toString());
   const cj = click.json();
   assert.equal(cj['windowsComputed'], 1);

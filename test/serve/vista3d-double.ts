@@ -8,6 +8,7 @@
  * `windowsComputed` is 1 for a click in a new 8^3 block, `cacheHits` 1 for a block seen before.
  * Each call waits the milliseconds written in the file MISFM_TEST_VISTA3D_DELAY_FILE names, read per
  * call (a worker's environment is fixed when it starts), to test clients that go away during a job.
+ * Opening a session writes the options it got to the file MISFM_TEST_VISTA3D_OPTIONS_FILE names.
  */
 import * as fs from 'node:fs';
 import type { Volume } from '../../src/io/volume.js';
@@ -19,8 +20,11 @@ function delayMs(): number {
 }
 const delay = (): Promise<void> => new Promise((r) => setTimeout(r, delayMs()));
 
-export async function openVista3dSession(checkpointPath: string, image: Volume): Promise<Vista3dSession> {
+export async function openVista3dSession(checkpointPath: string, image: Volume, opts: Record<string, unknown> = {}): Promise<Vista3dSession> {
   if (checkpointPath.includes('missing')) throw new Error(`${checkpointPath}: not found`);
+  // The session options the server passed, for the tests of its settings.
+  const optsFile = process.env['MISFM_TEST_VISTA3D_OPTIONS_FILE'];
+  if (optsFile !== undefined) fs.writeFileSync(optsFile, JSON.stringify(opts));
   const seen = new Set<string>();
   const like = (data: Uint8Array): Volume => ({ data, size: image.size, spacing: image.spacing, origin: image.origin, direction: image.direction });
   return {

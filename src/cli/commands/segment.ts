@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { MisfmError } from '../../util/errors.js';
-import { positiveInt } from '../args.js';
+import { nonNegativeInt, positiveInt } from '../args.js';
 import { Progress, type ProgressStream } from '../../util/progress.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
 import { readImage, writeLike, formatOf } from '../../io/image/index.js';
@@ -47,6 +47,9 @@ Options:
   --click-mode M      edit (default): the point head alone, merged into the current mask by
                       Algorithm 1 (keeps earlier edits); bundle: as MONAI's bundle, the class head
                       runs again in each click window and the point head is merged into it
+  --reuse-windows N   misfm, not MONAI: a click whose centred window was not computed is answered
+                      in a computed window that holds it at least N voxels inside (fewer encoder
+                      passes for clicks close together); off by default
   --threads N         libtorch threads
   --device D          cpu (default), cuda or cuda:N: the network, working image and feature cache
 `;
@@ -68,7 +71,7 @@ function parseCli(argv: string[]): SegmentArgs {
     options: {
       model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, classes: { type: 'string' }, everything: { type: 'boolean' },
       points: { type: 'string' }, point: { type: 'string', multiple: true }, world: { type: 'boolean' }, base: { type: 'string' },
-      roi: { type: 'string' }, 'fit-window': { type: 'boolean' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, 'click-mode': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' },
+      roi: { type: 'string' }, 'fit-window': { type: 'boolean' }, spacing: { type: 'string' }, overlap: { type: 'string' }, merge: { type: 'string' }, stitch: { type: 'string' }, 'click-mode': { type: 'string' }, 'reuse-windows': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' },
     },
     allowPositionals: true, strict: true,
   });
@@ -110,6 +113,7 @@ function parseCli(argv: string[]): SegmentArgs {
     if (mode !== 'edit' && mode !== 'bundle') throw new MisfmError('ARGUMENT', `--click-mode must be edit or bundle, got '${mode}'`);
     session.clickMode = mode;
   }
+  if (v['reuse-windows'] !== undefined) session.reuseWindows = nonNegativeInt('reuse-windows', v['reuse-windows']);
   if (v.threads !== undefined) session.threads = positiveInt('threads', v.threads);
   if (v.device !== undefined) { checkDevice(v.device); session.device = v.device; }
   return { model: v.model, input: v.input, output: v.output, classes, clicks, world: v.world === true, base: v.base ?? null, session };

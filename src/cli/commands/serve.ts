@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { MisfmError } from '../../util/errors.js';
-import { positiveInt } from '../args.js';
+import { nonNegativeInt, positiveInt } from '../args.js';
 import { parseIntensity } from './predict.js';
 import { startServer, type ServedModel } from '../../serve/server.js';
 import type { LoadModelOptions } from '../../infer/model.js';
@@ -28,6 +28,9 @@ Options:
   --host H             address to bind (default 127.0.0.1; anything else exposes the server to the network)
   --port P             port (default 8765; 0 picks a free one)
   --output DIR         output folder for logs and converted images (default DATA_FOLDER/.misfm-serve)
+  --reuse-windows N    VISTA3D clicks, misfm not MONAI: a click whose centred window was not computed is
+                       answered in a cached window holding it at least N voxels inside (the point head
+                       alone, no encoder pass); off by default
   --threads N          libtorch threads for the engine (default: all cores or MISFM_NUM_THREADS)
   --max-body BYTES     largest accepted request body (default 1048576)
 `;
@@ -41,7 +44,7 @@ export const serveCommand: Command = {
       args: argv,
       options: {
         model: { type: 'string', multiple: true }, 'model-config': { type: 'string' }, intensity: { type: 'string' }, vista3d: { type: 'string' },
-        host: { type: 'string' }, port: { type: 'string' }, output: { type: 'string' }, threads: { type: 'string' }, 'max-body': { type: 'string' },
+        host: { type: 'string' }, port: { type: 'string' }, output: { type: 'string' }, threads: { type: 'string' }, 'max-body': { type: 'string' }, 'reuse-windows': { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -66,6 +69,7 @@ export const serveCommand: Command = {
       ...(v.output !== undefined ? { outputDir: v.output } : {}),
       ...(v.threads !== undefined ? { threads: positiveInt('threads', v.threads) } : {}),
       ...(v['max-body'] !== undefined ? { bodyLimit: positiveInt('max-body', v['max-body']) } : {}),
+      ...(v['reuse-windows'] !== undefined ? { reuseWindows: nonNegativeInt('reuse-windows', v['reuse-windows']) } : {}),
     });
     process.stdout.write(`misfm serve: ${server.dataDir} (output ${server.outputDir}), models: ${models.map((m) => `${m.id}=${m.checkpoint}`).join(', ') || 'none'}\n`);
     process.stdout.write(`open ${server.openUrl}\n`);

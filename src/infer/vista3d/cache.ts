@@ -5,6 +5,7 @@
  * a cache belongs to one image.
  */
 import { disposeFeatures, featureBytes, type ImageFeatures } from '../../models/vista3d/model.js';
+import { parseWindowKey, type Window } from './windows.js';
 
 export class FeatureCache {
   readonly #entries = new Map<string, ImageFeatures>();
@@ -44,6 +45,13 @@ export class FeatureCache {
   }
 
   has(key: string): boolean { return this.#entries.has(key); }
+
+  /** The windows held, least recently used first; with `needPoint`, those with point-branch features. */
+  windows(needPoint: boolean): Window[] {
+    const out: Window[] = [];
+    for (const [k, f] of this.#entries) if (!needPoint || f.pointLow !== null) out.push(parseWindowKey(k));
+    return out;
+  }
 
   delete(key: string): void {
     const f = this.#entries.get(key);

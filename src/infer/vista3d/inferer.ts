@@ -139,6 +139,12 @@ export interface PointOptions {
   margin?: number;
   /** Use only clicks from this index to place windows (all clicks still prompt every window). */
   pointStart?: number;
+  /**
+   * misfm, not MONAI: a click whose centred window is not in the feature cache uses a cached window
+   * (or one placed for an earlier click) holding it at least this many voxels inside, so it costs the
+   * point head alone; such windows are computed once (no repeats summed). Off (MONAI's windows) by default.
+   */
+  reuseMargin?: number | null;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -169,7 +175,8 @@ export function pointLogitsInBox(ctx: InferContext, image: Tensor, points: { coo
     const shifted = points.coords.map((c) => [c[0]! + before[0], c[1]! + before[1], c[2]! + before[2]]);
     const prompts: PointPrompts = { coords: [shifted], labels: [[...points.labels]] };
     const mean = (o.stitch ?? 'sum') === 'mean';
-    const windows = clickWindows(shifted.slice(o.pointStart ?? 0), o.roi, size, o.centerOnly ?? true, o.margin ?? 5, mean);
+    const reuse = o.reuseMargin != null && ctx.cache != null ? { computed: ctx.cache.windows(true), margin: o.reuseMargin } : undefined;
+    const windows = clickWindows(shifted.slice(o.pointStart ?? 0), o.roi, size, o.centerOnly ?? true, o.margin ?? 5, mean || reuse !== undefined, reuse);
     if (windows.length === 0) return { box: { start: [0, 0, 0], size: [0, 0, 0] }, logits: new Float32Array(0), ...stats };
     // R: the windows' bounding box on the padded grid; everything below works on R alone.
     const rs = [0, 1, 2].map((a) => Math.min(...windows.map((w) => w.start[a]!))) as [number, number, number];

@@ -94,6 +94,12 @@ export interface Vista3dSessionOptions {
    * class head in the click windows and merges the point head into it, as MONAI's bundle does.
    */
   clickMode?: 'edit' | 'bundle';
+  /**
+   * misfm, not MONAI: a click whose centred window was never computed uses a cached window that holds
+   * it at least this many working-grid voxels inside (a later click near earlier ones then runs the
+   * point head alone). Off by default: MONAI centres a window on every click.
+   */
+  reuseWindows?: number;
   /** Called after each window the image encoder runs on (not for cache hits); diagnostics and tests. */
   onEncode?: (w: Window) => void;
 }
@@ -120,6 +126,7 @@ class Session implements Vista3dSession {
     const roi = o.roi ?? [128, 128, 128];
     const div = model.sizeDivisor;
     if (roi.some((r) => !Number.isInteger(r) || r < div || r % div !== 0)) throw new MisfmError('ARGUMENT', `the VISTA3D window [${roi.join(',')}] must be positive multiples of ${div} for this model`);
+    if (o.reuseWindows !== undefined && !(Number.isInteger(o.reuseWindows) && o.reuseWindows >= 0)) throw new MisfmError('ARGUMENT', `reuseWindows must be a whole number of voxels >= 0, got ${o.reuseWindows}`);
     this.#cache = (o.cacheBytes ?? 1 << 30) > 0 ? new FeatureCache(o.cacheBytes ?? 1 << 30) : null;
     this.#reo = reorient(image, 'RAS');
     this.#beforeResample = geometryOf(this.#reo.volume);
@@ -256,6 +263,7 @@ class Session implements Vista3dSession {
       };
       const r = noGrad(() => pointLogitsInBox(this.#ctx, this.#img, { coords, labels }, {
         roi, classVector: withClass ? [label] : null, promptClass: [label], prev, stitch: this.o.stitch ?? 'sum', strictInside: this.o.strictInside ?? true, mergeMode: this.o.mergeMode ?? 'monai',
+        reuseMargin: this.o.reuseWindows ?? null,
         onProgress: (d, t) => onProgress?.(done + d, done + t),
       }));
       done += r.windowsComputed + r.cacheHits;

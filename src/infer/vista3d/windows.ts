@@ -12,6 +12,12 @@ export interface Window { start: [number, number, number]; stop: [number, number
 
 export function windowKey(w: Window): string { return `${w.start.join(',')}:${w.stop.join(',')}`; }
 
+/** The window a `windowKey` names. */
+export function parseWindowKey(k: string): Window {
+  const [a, b] = k.split(':').map((t) => t.split(',').map(Number) as [number, number, number]);
+  return { start: a!, stop: b! };
+}
+
 /** Symmetric padding up to the window: front floor(deficit/2), back the rest (MONAI and misfm agree). */
 export { padToWindow };
 
@@ -46,14 +52,55 @@ function centred(p: number, roi: number, s: number): [number, number] {
 }
 
 /**
+ * misfm's cache-aware click window (not MONAI's): among `computed` windows of the click window's
+ * size, the one holding point `p` at least `margin` voxels inside on every axis (a face on the
+ * image border needs no margin), with its centre nearest `p`; null when none does.
+ */
+export function reusableWindow(p: readonly number[], roi: Triple, size: Triple, computed: readonly Window[], margin: number): Window | null {
+  let best: Window | null = null, bestD = Infinity;
+  for (const w of computed) {
+    let d = 0, ok = true;
+    for (let a = 0; a < 3 && ok; a++) {
+      const s = w.start[a]!, e = w.stop[a]!, x = p[a]!;
+      ok = e - s === roi[a]! && x >= s && x < e && (s === 0 || x - s >= margin) && (e === size[a]! || e - 1 - x >= margin);
+      d += (x - (s + e) / 2) ** 2;
+    }
+    if (ok && d < bestD) { best = w; bestD = d; }
+  }
+  return best;
+}
+
+/** Click windows reused from computed ones (`clickWindows`' `reuse`). */
+export interface WindowReuse {
+  /** Windows whose point features are at hand (the feature cache's). */
+  computed: readonly Window[];
+  /** Voxels a click must lie inside a computed window (on faces not on the image border). */
+  margin: number;
+}
+
+/**
  * The windows `point_based_window_inferer` computes for clicks `points` (padded coordinates), in its
  * order: one centred window per click (`centerOnly`), else 27 (three per axis, `margin` from the edge).
  * Repeated windows are listed as often as MONAI computes them; `unique` drops repeats.
+ * With `reuse` (misfm, centerOnly only), a click whose centred window is not computed takes a
+ * computed window, or one placed for an earlier click of the list, that holds it well inside
+ * (`reusableWindow`), so clicks near earlier ones need no new encoder pass.
  */
-export function clickWindows(points: readonly (readonly number[])[], roi: Triple, size: Triple, centerOnly = true, margin = 5, unique = false): Window[] {
+export function clickWindows(points: readonly (readonly number[])[], roi: Triple, size: Triple, centerOnly = true, margin = 5, unique = false, reuse?: WindowReuse): Window[] {
   const out: Window[] = [];
   const seen = new Set<string>();
+  const known = reuse === undefined ? null : new Set(reuse.computed.map(windowKey));
   for (const p of points) {
+    if (centerOnly && reuse !== undefined) {
+      const c = [0, 1, 2].map((a) => centred(p[a]!, roi[a]!, size[a]!));
+      let w: Window = { start: [c[0]![0], c[1]![0], c[2]![0]], stop: [c[0]![1], c[1]![1], c[2]![1]] };
+      if (!known!.has(windowKey(w))) w = reusableWindow(p, roi, size, [...reuse.computed, ...out], reuse.margin) ?? w;
+      const k = windowKey(w);
+      if (unique && seen.has(k)) continue;
+      seen.add(k);
+      out.push(w);
+      continue;
+    }
     const per = [0, 1, 2].map((a) => {
       const [l, r] = centred(p[a]!, roi[a]!, size[a]!);
       if (centerOnly) return [[l, r]];
