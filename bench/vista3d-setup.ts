@@ -56,7 +56,8 @@ export async function prepareVista3dBench(v: Vista3dBenchArgs, tag: string): Pro
 
 /**
  * The benches' two clicks from `--click X,Y,Z` (image voxel): a positive click there, and a second
- * click that adds a negative one two voxels away, whose centred window is the same window.
+ * click that adds a negative one two voxels away. Near a corner both centred windows clamp to the same
+ * window; inside the image MONAI centres a new one (what `--reuse-windows` avoids).
  */
 export function benchClicks(v: Vista3dBenchArgs, size: readonly number[]): { c1: [number, number, number]; c2: [number, number, number] } {
   const c = v.click.split(',').map(Number);

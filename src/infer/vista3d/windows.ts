@@ -91,16 +91,6 @@ export function clickWindows(points: readonly (readonly number[])[], roi: Triple
   const seen = new Set<string>();
   const known = reuse === undefined ? null : new Set(reuse.computed.map(windowKey));
   for (const p of points) {
-    if (centerOnly && reuse !== undefined) {
-      const c = [0, 1, 2].map((a) => centred(p[a]!, roi[a]!, size[a]!));
-      let w: Window = { start: [c[0]![0], c[1]![0], c[2]![0]], stop: [c[0]![1], c[1]![1], c[2]![1]] };
-      if (!known!.has(windowKey(w))) w = reusableWindow(p, roi, size, [...reuse.computed, ...out], reuse.margin) ?? w;
-      const k = windowKey(w);
-      if (unique && seen.has(k)) continue;
-      seen.add(k);
-      out.push(w);
-      continue;
-    }
     const per = [0, 1, 2].map((a) => {
       const [l, r] = centred(p[a]!, roi[a]!, size[a]!);
       if (centerOnly) return [[l, r]];
@@ -108,7 +98,8 @@ export function clickWindows(points: readonly (readonly number[])[], roi: Triple
       return [[lm, lm + roi[a]!], [rm - roi[a]!, rm], [l, r]];
     });
     for (const x of per[0]!) for (const y of per[1]!) for (const z of per[2]!) {
-      const w: Window = { start: [x[0]!, y[0]!, z[0]!], stop: [x[1]!, y[1]!, z[1]!] };
+      let w: Window = { start: [x[0]!, y[0]!, z[0]!], stop: [x[1]!, y[1]!, z[1]!] };
+      if (centerOnly && known !== null && !known.has(windowKey(w))) w = reusableWindow(p, roi, size, [...reuse!.computed, ...out], reuse!.margin) ?? w;
       const k = windowKey(w);
       if (unique && seen.has(k)) continue;
       seen.add(k);
